@@ -1,0 +1,5 @@
+import sys
+
+from dealmodel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,178 @@
+"""``simulate``: value a deal on simulated program paths, chunk by chunk, in bounded memory."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from dealmodel.cashflows import Channel, Grid, Phased, build, discount_factors
+from dealmodel.program import BLOCK, ProgramPaths, SalesGrid, sales_grid, simulate_program
+from dealmodel.result import SimulationResult
+from dealmodel.schema import Deal, Supply
+from dealmodel.terms import add_term, headline_value
+
+DEFAULT_CHUNK = 2 * BLOCK
+MAX_PATHS = 20_000_000
+
+
+def _check_args(paths: int, seed: int, chunk_size: int | None) -> int:
+    if isinstance(paths, bool) or not isinstance(paths, int | np.integer) or paths < 1:
+        raise ValueError(f"paths must be a positive whole number (got {paths!r})")
+    if paths > MAX_PATHS:
+        raise ValueError(f"paths must be at most {MAX_PATHS:,} (got {paths:,})")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0 (got {seed!r})")
+    if chunk_size is None:
+        return DEFAULT_CHUNK
+    if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive whole number (got {chunk_size!r})")
+    return math.ceil(chunk_size / BLOCK) * BLOCK
+
+
+def _supplied(deal: Deal) -> dict[int, str]:
+    """Candidates whose marketed product a supply term has the partner (or sponsor) make."""
+    out: dict[int, str] = {}
+    for term in deal.terms:
+        if isinstance(term, Supply):
+            for c in deal.covered(term):
+                out[c] = term.payee
+    return out
+
+
+def program_flows(
+    deal: Deal, program: ProgramPaths, grid: Grid, phased: list[Phased], sales: list[SalesGrid]
+) -> tuple[Channel, Channel]:
+    """Each party's own cash flows before any payment between them: ``(sponsor, partner)``.
+
+    The sponsor sells, pays its development cost and other operating cost, and the cost of goods
+    unless a supply term has the partner make the product; the partner pays for its own services.
+    """
+    sponsor, partner = Channel(grid), Channel(grid)
+    maker = _supplied(deal)
+    for c, cp in enumerate(program.candidates):
+        sponsor.spread(phased[c], -cp.sponsor_cost * cp.reached)
+        partner.spread(phased[c], -cp.partner_cost * cp.reached)
+        sg = sales[c]
+        if sg.rows.size == 0:
+            continue
+        net = sg.sales()
+        rows = sg.rows
+        cogs = net * cp.cogs_fraction[rows, None]
+        opex = net * cp.opex_fraction[rows, None]
+        if maker.get(c) == "partner":
+            sponsor.dense(rows, net - opex)
+            partner.dense(rows, -cogs)
+        else:
+            sponsor.dense(rows, net - opex - cogs)
+    return sponsor, partner
+
+
+def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, df: dict[str, np.ndarray], out: dict) -> list:
+    """Simulate and value paths ``[first_block * BLOCK, ... + n)``, writing into ``out``'s slices.
+
+    Returns the chunk's per-candidate counts (phases reached, approvals, sum of launch times).
+    """
+    H = deal.horizon_years
+    program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+    grid = Grid(n, H)
+    phased = [Phased(grid, cp.start, cp.end) for cp in program.candidates]
+    sales = [sales_grid(cp, H) for cp in program.candidates]
+    sponsor_own, partner_own = program_flows(deal, program, grid, phased, sales)
+    payments = Channel(grid)
+    for i, term in enumerate(deal.terms):
+        one = Channel(grid, df=df["partner"], into=payments)
+        add_term(term, deal, program, phased, sales, one)
+        out["term_pv"][i] = one.pv
+    sponsor = build(grid, (sponsor_own, 1.0), (payments, -1.0))
+    partner = build(grid, (partner_own, 1.0), (payments, 1.0))
+    out["flows"]["sponsor"][:] = sponsor
+    out["flows"]["partner"][:] = partner
+    out["npv"]["sponsor"][:] = sponsor @ df["sponsor"]
+    out["npv"]["partner"][:] = partner @ df["partner"]
+    out["npv"]["program"][:] = (sponsor + partner) @ df["program"]
+    return [
+        (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
+        for cp in program.candidates
+    ]
+
+
+def simulate(
+    deal: Deal,
+    paths: int = 10_000,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> SimulationResult:
+    """Value ``deal`` on ``paths`` simulated futures of its program.
+
+    Memory is O(chunk_size x candidates x horizon) per thread for the work and
+    O(paths x horizon) for the per-path cash flows kept in the result. The result does not
+    depend on ``chunk_size`` or ``threads``: random numbers come in fixed blocks (see
+    :mod:`dealmodel.program`) and per-chunk totals are added in chunk order. ``progress`` is
+    called with the number of paths done after each chunk. ``threads`` defaults to the
+    machine's cores, at most 4 (NumPy releases the GIL in the heavy kernels).
+    """
+    chunk = _check_args(paths, seed, chunk_size)
+    H = deal.horizon_years
+    T = H + 1
+    rates = {
+        "sponsor": deal.parties.sponsor.discount_rate,
+        "partner": deal.parties.partner.discount_rate,
+        "program": deal.program_rate,
+    }
+    df = {party: discount_factors(rate, H) for party, rate in rates.items()}
+    flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))}
+    npv = {party: np.empty(paths) for party in rates}
+    term_pv = np.empty((len(deal.terms), paths))
+    C = len(deal.candidates)
+    reached_sum = [np.zeros(len(c.remaining_phases())) for c in deal.candidates]
+    approved = np.zeros(C)
+    launch_sum = np.zeros(C)
+
+    def job(first: int) -> list:
+        n = min(chunk, paths - first)
+        sl = slice(first, first + n)
+        out = {
+            "flows": {k: v[sl] for k, v in flows.items()},
+            "npv": {k: v[sl] for k, v in npv.items()},
+            "term_pv": term_pv[:, sl],
+        }
+        return _value_chunk(deal, seed, first // BLOCK, n, df, out)
+
+    starts = list(range(0, paths, chunk))
+    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(starts)))) as pool:
+        for first, counts in zip(starts, pool.map(job, starts), strict=True):
+            for c, (reached, n_approved, launch_total) in enumerate(counts):
+                reached_sum[c] += reached
+                approved[c] += n_approved
+                launch_sum[c] += launch_total
+            if progress is not None:
+                progress(min(first + chunk, paths))
+
+    candidates = {}
+    for c, cand in enumerate(deal.candidates):
+        phases = [p for p, _ in cand.remaining_phases()]
+        candidates[cand.name] = {
+            "start_phase": cand.start_phase,
+            **{f"prob_reach_{p}": float(reached_sum[c][k] / paths) for k, p in enumerate(phases)},
+            "prob_approval": float(approved[c] / paths),
+            "expected_launch_year": (
+                float(deal.valuation_year + launch_sum[c] / approved[c]) if approved[c] else math.nan
+            ),
+        }
+    return SimulationResult(
+        deal=deal,
+        paths=paths,
+        seed=seed,
+        headline_value=headline_value(deal),
+        npv=npv,
+        flows=flows,
+        term_pv=term_pv,
+        candidates=candidates,
+    )

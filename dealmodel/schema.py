@@ -1,0 +1,449 @@
+"""The deal file: a development program plus the terms that share its risk and reward.
+
+Money, everywhere in a deal file and in every output, is in **millions of the deal currency**
+(``currency``). Times are in years from the valuation date (1 January of ``valuation_year``).
+Rates are fractions per year (0.15 is 15%).
+
+All models are frozen and reject unknown keys. Field-level checks live on the fields; checks
+that relate several fields live in ``model_validator`` methods and report every problem they
+find, each prefixed with the path of the field it concerns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from dealmodel.distributions import Fixed, Quantity, in_range
+
+PHASES: tuple[str, ...] = ("preclinical", "phase1", "phase2", "phase3", "filing")
+"""Development phases in order. ``filing`` is regulatory review; its success is approval."""
+
+Phase = Literal["preclinical", "phase1", "phase2", "phase3", "filing"]
+Party = Literal["sponsor", "partner"]
+
+Probability = Annotated[Quantity, AfterValidator(in_range(0.0, 1.0))]
+NonNegative = Annotated[Quantity, AfterValidator(in_range(0.0))]
+Fraction = Annotated[Quantity, AfterValidator(in_range(0.0, 1.0))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Problems:
+    """Collects cross-field problems so one validator reports all of them at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}" if where else message)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValueError("\n".join(self.items))
+
+
+# --------------------------------------------------------------------------- parties, levers
+
+
+class PartySpec(_Model):
+    name: str = Field(min_length=1, description="Display name of the party.")
+    discount_rate: float = Field(
+        gt=-1.0, description="Annual discount rate for this party's cash flows (0.15 = 15%)."
+    )
+
+
+class Parties(_Model):
+    sponsor: PartySpec = Field(description="The biotech that owns the candidates.")
+    partner: PartySpec = Field(description="The CRO/CDMO doing development and manufacturing.")
+
+
+class BiomarkerLever(_Model):
+    """Biomarker-driven trials: 'a 20% higher probability of success in Phase III' (article)."""
+
+    enabled: bool = False
+    phase3_success_uplift: float = Field(
+        0.20, ge=0.0, le=5.0, description="Relative uplift of phase 3 success for biomarker-selected candidates."
+    )
+
+
+class AIRecruitmentLever(_Model):
+    """AI-driven patient matching: 'a 30% reduction in patient recruitment timelines' (article)."""
+
+    enabled: bool = False
+    duration_reduction: float = Field(
+        0.30, ge=0.0, lt=1.0, description="Relative reduction of phase 1-3 durations."
+    )
+
+
+class QbDLever(_Model):
+    """Quality by Design: 'reducing batch failures by up to 30%' (article)."""
+
+    enabled: bool = False
+    batch_failure_reduction: float = Field(
+        0.30, ge=0.0, le=1.0, description="Relative reduction of every candidate's batch failure rate."
+    )
+
+
+class Levers(_Model):
+    biomarker_selection: BiomarkerLever = BiomarkerLever()
+    ai_recruitment: AIRecruitmentLever = AIRecruitmentLever()
+    qbd: QbDLever = QbDLever()
+
+
+class Correlation(_Model):
+    """Latent correlation of phase outcomes among candidates of one platform group.
+
+    Candidates with the same ``platform`` (or none) form a group; within a group every pair of
+    candidates has latent correlation ``rho`` (or the group's own value in ``groups``) through a
+    one-factor Gaussian copula per phase. Different groups are independent.
+    """
+
+    rho: float = Field(0.0, ge=0.0, lt=1.0, description="Pairwise latent correlation within a group.")
+    groups: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        default_factory=dict, description="Per-platform override of rho."
+    )
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+class PhaseSpec(_Model):
+    success_probability: Probability = Field(description="Probability the phase succeeds.")
+    duration_years: NonNegative = Field(description="Years from the start to the end of the phase.")
+    cost: NonNegative = Field(0.0, description="Sponsor's own cost of the phase (millions).")
+    partner_cost: NonNegative = Field(
+        0.0, description="Partner's cost of its services in the phase (millions), before failed batches."
+    )
+
+
+class Phases(_Model):
+    preclinical: PhaseSpec | None = None
+    phase1: PhaseSpec | None = None
+    phase2: PhaseSpec | None = None
+    phase3: PhaseSpec | None = None
+    filing: PhaseSpec | None = None
+
+
+DEFAULT_LAUNCH_CURVE = (0.11, 0.31, 0.58, 0.76, 0.89, 1.0)
+"""Share of peak sales in launch years 1-6 for the median drug (Robey & David 2017)."""
+
+
+class Commercial(_Model):
+    peak_sales: NonNegative = Field(description="Peak annual net sales (millions).")
+    launch_curve: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
+        None,
+        description="Share of peak sales in each launch year (1.0 after the list ends). "
+        "Give this or years_to_peak; neither means the Robey & David 2017 median curve.",
+    )
+    years_to_peak: Annotated[float, Field(gt=0.0, le=30.0)] | None = Field(
+        None, description="Linear ramp: sales reach peak after this many years."
+    )
+    exclusivity_years: NonNegative = Field(description="Years of market exclusivity from launch.")
+    erosion_after_loe: Fraction = Field(
+        description="Fraction of sales lost each year after loss of exclusivity."
+    )
+    cogs_fraction: Fraction = Field(description="Cost of goods as a fraction of net sales.")
+    opex_fraction: Fraction = Field(
+        description="Other operating cost (sales, marketing, G&A) as a fraction of net sales."
+    )
+
+    @model_validator(mode="after")
+    def _one_ramp(self) -> Commercial:
+        if self.launch_curve is not None and self.years_to_peak is not None:
+            raise ValueError("give launch_curve or years_to_peak, not both")
+        if self.launch_curve is not None and len(self.launch_curve) == 0:
+            raise ValueError("launch_curve: must list at least one year")
+        return self
+
+    def curve(self) -> tuple[float, ...]:
+        """Share of peak in each launch year until the ramp reaches 1 (then 1 for ever)."""
+        if self.years_to_peak is not None:
+            n = math.ceil(self.years_to_peak)
+            return tuple(min(1.0, (k + 1) / self.years_to_peak) for k in range(n))
+        return tuple(self.launch_curve) if self.launch_curve is not None else DEFAULT_LAUNCH_CURVE
+
+
+class Candidate(_Model):
+    name: str = Field(min_length=1)
+    modality: str = Field(min_length=1, description="e.g. cell_therapy, adc, antibody, mrna_vaccine.")
+    biomarker_selected: bool = False
+    platform: str | None = Field(None, description="Platform group for outcome correlation.")
+    start_phase: Phase = Field(description="The phase the candidate is in at the valuation date.")
+    phases: Phases = Field(description="Every phase from start_phase to filing, each with its numbers.")
+    commercial: Commercial
+    batch_failure_rate: Annotated[Quantity, AfterValidator(in_range(0.0, 0.95))] = Field(
+        default_factory=lambda: Fixed(value=0.0),
+        description="Share of manufactured batches that fail and are remade; inflates the "
+        "partner's service cost and the cost of goods by 1/(1 - rate).",
+    )
+
+    @model_validator(mode="after")
+    def _phases_present(self) -> Candidate:
+        problems = _Problems()
+        start = PHASES.index(self.start_phase)
+        for i, phase in enumerate(PHASES):
+            given = getattr(self.phases, phase) is not None
+            if i >= start and not given:
+                problems.add(
+                    f"phases.{phase}",
+                    f"missing: a candidate starting in {self.start_phase} needs every phase up to filing",
+                )
+            if i < start and given:
+                problems.add(f"phases.{phase}", f"comes before start_phase {self.start_phase}; remove it")
+        problems.raise_if_any()
+        return self
+
+    def remaining_phases(self) -> list[tuple[str, PhaseSpec]]:
+        start = PHASES.index(self.start_phase)
+        return [(p, getattr(self.phases, p)) for p in PHASES[start:]]
+
+
+# --------------------------------------------------------------------------- terms
+
+Candidates = Literal["all"] | list[str]
+
+MILESTONE_EVENTS = (
+    "phase1_start",
+    "phase2_start",
+    "phase3_start",
+    "filing",
+    "approval",
+    "first_sale",
+    "annual_sales",
+)
+MilestoneEvent = Literal[
+    "phase1_start", "phase2_start", "phase3_start", "filing", "approval", "first_sale", "annual_sales"
+]
+
+
+class _Term(_Model):
+    label: str | None = Field(None, description="Optional display name of this piece.")
+    payer: Party = "sponsor"
+    payee: Party = "partner"
+
+    @model_validator(mode="after")
+    def _two_parties(self):
+        if self.payer == self.payee:
+            raise ValueError(f"payer and payee are both {self.payer}; a payment goes between the two parties")
+        return self
+
+
+class _CandidateTerm(_Term):
+    candidates: Candidates = Field("all", description='"all" or a list of candidate names.')
+
+
+class ServiceFees(_CandidateTerm):
+    """The partner bills its cost x (1 + markup) as incurred; an at-risk part is deferred.
+
+    The at-risk fraction of each phase's fees is paid only on success (of that phase, or of
+    approval), increased by the success premium.
+    """
+
+    kind: Literal["service_fees"]
+    markup: float = Field(gt=-1.0, le=10.0, description="Margin on the partner's cost (0.2 = cost + 20%).")
+    at_risk_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    success_premium: float = Field(0.0, ge=0.0, le=10.0, description="Uplift on the deferred part when paid.")
+    deferred_until: Literal["phase_success", "approval"] = "phase_success"
+
+
+class Upfront(_Term):
+    """A payment at signing (the valuation date)."""
+
+    kind: Literal["upfront"]
+    amount: float = Field(ge=0.0)
+
+
+class Milestone(_CandidateTerm):
+    """A payment when a candidate reaches an event.
+
+    Events: ``phase1_start``, ``phase2_start``, ``phase3_start``, ``filing`` (submission, i.e.
+    phase 3 success), ``approval``, ``first_sale`` (launch, at approval), ``annual_sales`` (the
+    first year the candidate's annual net sales reach ``threshold``).
+    """
+
+    kind: Literal["milestone"]
+    event: MilestoneEvent
+    amount: float = Field(ge=0.0, description="Paid once per candidate that reaches the event.")
+    threshold: float | None = Field(None, gt=0.0, description="Annual net sales, for event annual_sales.")
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Milestone:
+        if self.event == "annual_sales" and self.threshold is None:
+            raise ValueError("threshold: required for event annual_sales")
+        if self.event != "annual_sales" and self.threshold is not None:
+            raise ValueError(f"threshold: only used with event annual_sales (event is {self.event})")
+        return self
+
+
+class RoyaltyTier(_Model):
+    above: float = Field(ge=0.0, description="The rate applies to annual net sales above this level.")
+    rate: float = Field(ge=0.0, le=1.0)
+
+
+class Royalty(_CandidateTerm):
+    """Tiered share of each candidate's annual net sales (marginal tiers, like tax brackets)."""
+
+    kind: Literal["royalty"]
+    tiers: list[RoyaltyTier] = Field(min_length=1)
+    term_years: float | None = Field(None, gt=0.0, description="Years from first sale; none = for ever.")
+    loe_step_down: float = Field(
+        0.0, ge=0.0, le=1.0, description="Relative cut of the rate after loss of exclusivity."
+    )
+    cap: float | None = Field(None, gt=0.0, description="Cumulative royalty cap per candidate.")
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Royalty:
+        problems = _Problems()
+        if self.tiers[0].above != 0:
+            problems.add("tiers[0].above", f"the first tier must start at 0 (got {self.tiers[0].above:g})")
+        for i in range(1, len(self.tiers)):
+            if not self.tiers[i].above > self.tiers[i - 1].above:
+                problems.add(
+                    f"tiers[{i}].above",
+                    f"tiers must be ascending (got {self.tiers[i].above:g} after {self.tiers[i - 1].above:g})",
+                )
+        problems.raise_if_any()
+        return self
+
+
+class Supply(_CandidateTerm):
+    """Commercial supply: the partner makes the marketed product and sells it at COGS x (1 + markup)."""
+
+    kind: Literal["supply"]
+    markup: float = Field(gt=-1.0, le=10.0)
+
+
+class CostShare(_CandidateTerm):
+    """Co-development: the payer funds a share of the payee's development cost for a profit share.
+
+    The payer (by default the partner) pays ``cost_fraction`` of the payee's own development
+    cost as it is incurred; the payee pays back ``profit_fraction`` of operating profit (net
+    sales - COGS - other operating cost) after launch.
+    """
+
+    kind: Literal["cost_share"]
+    payer: Party = "partner"
+    payee: Party = "sponsor"
+    cost_fraction: float = Field(ge=0.0, le=1.0)
+    profit_fraction: float = Field(ge=0.0, le=1.0)
+
+
+Term = Annotated[
+    ServiceFees | Upfront | Milestone | Royalty | Supply | CostShare, Field(discriminator="kind")
+]
+TERM_KINDS = ("service_fees", "upfront", "milestone", "royalty", "supply", "cost_share")
+
+
+# --------------------------------------------------------------------------- the deal
+
+_EVENT_PHASE = {"phase1_start": "phase1", "phase2_start": "phase2", "phase3_start": "phase3", "filing": "filing"}
+
+
+class Deal(_Model):
+    """A development program and the terms of one deal structure for it."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO code. All money in the file and in outputs is in millions of it.",
+    )
+    valuation_year: int = Field(ge=1900, le=2200, description="Cash flows are valued at 1 January of this year.")
+    horizon_years: int = Field(ge=1, le=100, description="Years simulated after the valuation date.")
+    parties: Parties
+    program_discount_rate: float | None = Field(
+        None, gt=-1.0, description="Rate for whole-program NPV; default the sponsor's."
+    )
+    correlation: Correlation = Correlation()
+    levers: Levers = Levers()
+    candidates: list[Candidate] = Field(min_length=1)
+    terms: list[Term] = Field(default_factory=list)
+
+    @property
+    def program_rate(self) -> float:
+        if self.program_discount_rate is not None:
+            return self.program_discount_rate
+        return self.parties.sponsor.discount_rate
+
+    def candidate_names(self) -> list[str]:
+        return [c.name for c in self.candidates]
+
+    def covered(self, term: _CandidateTerm) -> list[int]:
+        """Indices of the candidates a term applies to."""
+        if term.candidates == "all":
+            return list(range(len(self.candidates)))
+        names = self.candidate_names()
+        return [names.index(n) for n in term.candidates if n in names]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Deal:
+        problems = _Problems()
+        names = self.candidate_names()
+        seen: set[str] = set()
+        for i, n in enumerate(names):
+            if n in seen:
+                problems.add(f"candidates[{i}].name", f"duplicate candidate name {n!r}")
+            seen.add(n)
+        platforms = {c.platform for c in self.candidates if c.platform is not None}
+        for g in self.correlation.groups:
+            if g not in platforms:
+                problems.add(
+                    f"correlation.groups.{g}",
+                    f"no candidate has platform {g!r} (platforms: {', '.join(sorted(platforms)) or 'none'})",
+                )
+        for i, c in enumerate(self.candidates):
+            dev_years = sum(spec.duration_years.mean() for _, spec in c.remaining_phases())
+            if self.horizon_years < math.ceil(dev_years) + 1:
+                problems.add(
+                    "horizon_years",
+                    f"{self.horizon_years} is too short for candidates[{i}] ({c.name}), whose expected "
+                    f"development takes {dev_years:.1f} years; use at least {math.ceil(dev_years) + 1}",
+                )
+        for t, term in enumerate(self.terms):
+            if not isinstance(term, _CandidateTerm) or term.candidates == "all":
+                continue
+            if not term.candidates:
+                problems.add(f"terms[{t}].candidates", 'empty list; write "all" or name candidates')
+            for j, n in enumerate(term.candidates):
+                if n not in names:
+                    hint = _did_you_mean(n, names)
+                    problems.add(
+                        f"terms[{t}].candidates[{j}]",
+                        f"unknown candidate {n!r}{hint} (candidates: {', '.join(names)})",
+                    )
+        for t, term in enumerate(self.terms):
+            if isinstance(term, Milestone) and term.event in _EVENT_PHASE:
+                phase = _EVENT_PHASE[term.event]
+                reachable = [
+                    k for k in self.covered(term)
+                    if PHASES.index(self.candidates[k].start_phase) < PHASES.index(phase)
+                ]
+                if not reachable:
+                    which = "no candidate it covers" if term.candidates == "all" else "none of its candidates"
+                    problems.add(
+                        f"terms[{t}].event",
+                        f"{term.event} can never happen: {which} starts before {phase}",
+                    )
+                elif term.candidates != "all":
+                    for k in self.covered(term):
+                        if k not in reachable:
+                            c = self.candidates[k]
+                            problems.add(
+                                f"terms[{t}].event",
+                                f"{term.event} never happens for {c.name}, which starts in {c.start_phase}",
+                            )
+        problems.raise_if_any()
+        return self
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,119 @@
+"""Deal files: samples, round trip, the shipped JSON Schema, and the reference calibration."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+import dealmodel as dm
+from dealmodel.distributions import Fixed, LogNormal, Triangular
+from tests.conftest import REFERENCE, ROOT, SAMPLES, SINGLE, base_deal
+
+ALL_SAMPLES = sorted(SAMPLES.glob("*.yaml"))
+
+
+def test_there_are_five_samples():
+    assert {p.name for p in ALL_SAMPLES} == {
+        "reference_fee_for_service.yaml",
+        "reference_milestone.yaml",
+        "reference_revenue_share.yaml",
+        "reference_hybrid.yaml",
+        "single_candidate.yaml",
+    }
+
+
+@pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: p.stem)
+def test_sample_loads_and_round_trips(path, tmp_path):
+    deal = dm.load_deal(path)
+    for suffix in (".yaml", ".json"):
+        out = tmp_path / f"copy{suffix}"
+        dm.save_deal(deal, out)
+        again = dm.load_deal(out)
+        assert again == deal
+        # and a second save writes the same text: the dump is stable
+        out2 = tmp_path / f"copy2{suffix}"
+        dm.save_deal(again, out2)
+        assert out2.read_text() == out.read_text()
+
+
+def test_fixed_numbers_stay_plain_numbers_when_saved():
+    deal = dm.load_deal(SINGLE)
+    data = yaml.safe_load(dm.dump_deal(deal))
+    phase2 = data["candidates"][0]["phases"]["phase2"]
+    assert phase2["success_probability"] == 0.246
+    assert data["candidates"][0]["commercial"]["peak_sales"] == {"dist": "lognormal", "median": 800.0, "p90": 2000.0}
+
+
+def test_reference_program_is_five_mixed_stage_candidates():
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    stages = sorted(c.start_phase for c in deal.candidates)
+    assert stages == ["phase1", "phase1", "phase2", "preclinical", "preclinical"]
+    assert len({c.modality for c in deal.candidates}) >= 4
+    # BIO/Informa/QLS 2021 oncology phase transition rates (oncology_defaults.md, section 1a)
+    c = deal.candidates[2]
+    assert c.phases.phase1.success_probability == Fixed(value=0.488)
+    assert c.phases.phase2.success_probability == Fixed(value=0.246)
+    assert c.phases.phase3.success_probability == Fixed(value=0.477)
+    assert c.phases.filing.success_probability == Fixed(value=0.92)
+    # discount rates: sponsor 15% (ASPE 2014), partner 10% (Cockburn & Lerner 2009)
+    assert deal.parties.sponsor.discount_rate == 0.15
+    assert deal.parties.partner.discount_rate == 0.10
+    assert deal.candidates[0].commercial.exclusivity_years == Fixed(value=12.6)  # Grabowski et al. 2014
+    assert isinstance(deal.candidates[0].commercial.peak_sales, LogNormal)
+    assert isinstance(c.phases.phase3.cost, Triangular)
+    assert (c.phases.phase3.cost.low, c.phases.phase3.cost.mode, c.phases.phase3.cost.high) == (17.0, 31.7, 60.4)
+
+
+def test_the_four_structures_share_one_program():
+    deals = {k: dm.load_deal(p) for k, p in REFERENCE.items()}
+    programs = {k: d.model_dump(exclude={"name", "description", "terms"}) for k, d in deals.items()}
+    first = programs["hybrid"]
+    assert all(p == first for p in programs.values())
+    assert len({tuple(t.kind for t in d.terms) for d in deals.values()}) == 4
+
+
+@pytest.mark.parametrize("structure", ["milestone", "hybrid"])
+def test_headline_value_matches_the_articles_2_1_billion(structure):
+    # The article: "a $2.1 billion multi-year agreement ... five personalized oncology candidates".
+    headline = dm.headline_value(dm.load_deal(REFERENCE[structure]))
+    assert headline == pytest.approx(2100.0, rel=0.02)
+
+
+def test_headline_value_by_hand_for_the_single_candidate_deal():
+    # Fees at list price: (30 + 60 + 10) x 1.10, the 25% at-risk part with its 50% premium:
+    # 110 x (0.75 + 0.25 x 1.5) = 123.75; plus the approval milestone 40. Royalties not counted.
+    assert dm.headline_value(dm.load_deal(SINGLE)) == pytest.approx(123.75 + 40.0, abs=1e-9)
+
+
+def test_every_sample_default_cites_a_source_or_says_assumption():
+    text = (SAMPLES / "parts" / "program.yaml").read_text()
+    for source in ("BIO/Informa/QLS 2021", "Martin et al. 2017", "Hsiue", "Robey & David", "Grabowski",
+                   "Cockburn & Lerner", "ASPE", "Paul et al. 2010"):
+        assert source in text
+    assert "assumption" in text
+
+
+def test_shipped_json_schema_is_current_and_valid():
+    shipped = json.loads((ROOT / "dealmodel" / "deal.schema.json").read_text())
+    assert shipped == dm.deal_json_schema()
+    jsonschema.Draft202012Validator.check_schema(shipped)
+
+
+@pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: p.stem)
+def test_samples_validate_against_the_json_schema(path):
+    schema = dm.deal_json_schema()
+    jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_json_schema_rejects_an_unknown_key():
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(base_deal(colour="red"), dm.deal_json_schema())
+
+
+def test_models_are_frozen():
+    deal = dm.parse_deal(base_deal())
+    with pytest.raises(Exception, match="frozen"):
+        deal.name = "other"
