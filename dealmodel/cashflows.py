@@ -23,6 +23,15 @@ def discount_factors(rate: float, horizon: int) -> np.ndarray:
     return (1.0 + rate) ** -np.arange(horizon + 1, dtype=float)
 
 
+def present_value(flows: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """PV of each row of ``flows`` ``(..., T)`` at discount factors ``df``.
+
+    A row-wise product and sum rather than a BLAS matrix-vector product: BLAS sums in an order
+    that depends on how many rows it is given, and results must not depend on the chunk size.
+    """
+    return np.sum(flows * df, axis=-1)
+
+
 class Grid:
     """The annual grid of one chunk of ``n`` paths: where first differences go."""
 
@@ -132,7 +141,7 @@ class Channel:
         """Add per-period values ``(m, H + 1)`` to paths ``rows`` (unique within a call)."""
         self.dense_parts.append((rows, values))
         if self.pv is not None:
-            self.pv[rows] += values @ self._df
+            self.pv[rows] += present_value(values, self._df)
 
 
 def build(grid: Grid, *parts: tuple[Channel, float]) -> np.ndarray:

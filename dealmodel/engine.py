@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dealmodel.cashflows import Channel, Grid, Phased, build, discount_factors
+from dealmodel.cashflows import Channel, Grid, Phased, build, discount_factors, present_value
 from dealmodel.program import BLOCK, ProgramPaths, SalesGrid, sales_grid, simulate_program
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal, Supply
@@ -91,9 +91,9 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, df: dict[str, 
     partner = build(grid, (partner_own, 1.0), (payments, 1.0))
     out["flows"]["sponsor"][:] = sponsor
     out["flows"]["partner"][:] = partner
-    out["npv"]["sponsor"][:] = sponsor @ df["sponsor"]
-    out["npv"]["partner"][:] = partner @ df["partner"]
-    out["npv"]["program"][:] = (sponsor + partner) @ df["program"]
+    out["npv"]["sponsor"][:] = present_value(sponsor, df["sponsor"])
+    out["npv"]["partner"][:] = present_value(partner, df["partner"])
+    out["npv"]["program"][:] = present_value(sponsor + partner, df["program"])
     return [
         (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
         for cp in program.candidates

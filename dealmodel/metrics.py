@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from dealmodel.cashflows import discount_factors
+from dealmodel.cashflows import discount_factors, present_value
 
 METRICS = (
     "expected_npv",
@@ -32,7 +32,7 @@ def npv(rate: float, flows: np.ndarray) -> np.ndarray:
     Period 0 is undiscounted, as in ``numpy_financial.npv``.
     """
     flows = np.asarray(flows, dtype=float)
-    return flows @ discount_factors(rate, flows.shape[-1] - 1)
+    return present_value(flows, discount_factors(rate, flows.shape[-1] - 1))
 
 
 def irr(flows: np.ndarray, low: float = -0.9, high: float = 5.0, tol: float = 1e-12) -> np.ndarray:

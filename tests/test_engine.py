@@ -1,0 +1,198 @@
+"""Engine behaviour: correlation, conservation, fee-for-service safety, reproducibility, parity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy_financial as npf
+import pytest
+from scipy import integrate, stats
+
+import dealmodel as dm
+from dealmodel import metrics
+from tests.conftest import REFERENCE, base_deal, candidate
+
+
+def _filing_only(name: str, p: float) -> dict:
+    c = candidate(name, start_phase="filing")
+    c["phases"]["filing"]["success_probability"] = p
+    return c
+
+
+def _approved_counts(data: dict, paths: int, seed: int) -> np.ndarray:
+    """Number of approved candidates on each path, read from the program simulation itself."""
+    from dealmodel.program import BLOCK, simulate_program
+
+    deal = dm.parse_deal(data)
+    program = simulate_program(deal, seed, 0, math.ceil(paths / BLOCK), paths)
+    return np.sum([cp.approved for cp in program.candidates], axis=0)
+
+
+def _p_all_one_factor(p: float, rho: float, n: int) -> float:
+    """P(all n succeed) in the one-factor Gaussian copula, by numerical integration over the factor."""
+    threshold = stats.norm.ppf(p)
+
+    def integrand(x):
+        return stats.norm.cdf((threshold - math.sqrt(rho) * x) / math.sqrt(1 - rho)) ** n * stats.norm.pdf(x)
+
+    return integrate.quad(integrand, -10, 10)[0]
+
+
+def test_correlation_keeps_the_mean_and_widens_the_spread():
+    p, n, paths = 0.3, 5, 200_000
+    cands = [_filing_only(f"C{i}", p) for i in range(n)]
+    independent = _approved_counts(base_deal(candidates=cands), paths, seed=8)
+    correlated = _approved_counts(base_deal(candidates=cands, correlation={"rho": 0.5}), paths, seed=8)
+    se_mean = math.sqrt(n * p * (1 - p) / paths)
+    assert abs(independent.mean() - n * p) <= 4 * se_mean
+    assert abs(correlated.mean() - n * p) <= 4 * correlated.std() / math.sqrt(paths)
+    assert independent.var() == pytest.approx(n * p * (1 - p), rel=0.02)  # binomial variance
+    assert correlated.var() > 1.5 * independent.var()
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.5, 0.8])
+def test_probability_all_succeed_matches_the_one_factor_integral(rho):
+    p, n, paths = 0.3, 5, 200_000
+    counts = _approved_counts(base_deal(candidates=[_filing_only(f"C{i}", p) for i in range(n)],
+                                        correlation={"rho": rho}), paths, seed=21)
+    expected = _p_all_one_factor(p, rho, n)
+    assert expected > p**n  # correlation fattens the joint tail
+    se = math.sqrt(expected * (1 - expected) / paths)
+    assert abs(np.mean(counts == n) - expected) <= 4 * se
+
+
+def test_platform_groups_are_independent_of_each_other():
+    cands = [dict(_filing_only("A1", 0.3), platform="x"), dict(_filing_only("A2", 0.3), platform="x"),
+             dict(_filing_only("B1", 0.3), platform="y")]
+    data = base_deal(candidates=cands, correlation={"rho": 0.0, "groups": {"x": 0.6, "y": 0.6}})
+    from dealmodel.program import simulate_program
+
+    program = simulate_program(dm.parse_deal(data), 4, 0, 25, 200_000)
+    a1, a2, b1 = (cp.approved.astype(float) for cp in program.candidates)
+    assert np.corrcoef(a1, a2)[0, 1] > 0.2
+    assert abs(np.corrcoef(a1, b1)[0, 1]) < 0.02
+
+
+@pytest.mark.parametrize("structure", list(REFERENCE))
+def test_payments_only_move_cash_between_the_parties(structure):
+    deal = dm.load_deal(REFERENCE[structure])
+    with_terms = dm.simulate(deal, paths=20_000, seed=3)
+    without = dm.simulate(deal.model_copy(update={"terms": []}), paths=20_000, seed=3)
+    # on every path and period: sponsor + partner flows equal the program's own flows
+    np.testing.assert_allclose(
+        with_terms.cash_flows("program"), without.cash_flows("program"), rtol=0, atol=1e-9
+    )
+    np.testing.assert_allclose(with_terms.npv["program"], without.npv["program"], rtol=0, atol=1e-9)
+    # and what the partner gains over its own flows is exactly what the sponsor gives up
+    gained = with_terms.cash_flows("partner") - without.cash_flows("partner")
+    given = without.cash_flows("sponsor") - with_terms.cash_flows("sponsor")
+    np.testing.assert_allclose(gained, given, rtol=0, atol=1e-9)
+
+
+def test_fee_for_service_partner_never_loses_and_carries_no_risk():
+    result = dm.simulate(dm.load_deal(REFERENCE["fee_for_service"]), paths=100_000, seed=5)
+    partner = result.summary().loc["partner"]
+    assert partner["prob_loss"] == 0.0
+    assert result.npv["partner"].min() > 0.0
+    assert abs(partner["risk_share"]) < 0.02
+
+
+def test_revenue_share_partner_carries_clearly_more_risk_than_fee_for_service():
+    ffs = dm.simulate(dm.load_deal(REFERENCE["fee_for_service"]), paths=50_000, seed=5).summary()
+    rev = dm.simulate(dm.load_deal(REFERENCE["revenue_share"]), paths=50_000, seed=5).summary()
+    assert rev.loc["partner", "risk_share"] > ffs.loc["partner", "risk_share"] + 0.1
+    assert rev.loc["partner", "prob_loss"] > 0.5
+
+
+def test_same_seed_gives_identical_results_and_other_seeds_differ():
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    a = dm.simulate(deal, paths=30_000, seed=42)
+    b = dm.simulate(deal, paths=30_000, seed=42)
+    c = dm.simulate(deal, paths=30_000, seed=43)
+    for party in ("sponsor", "partner", "program"):
+        assert np.array_equal(a.npv[party], b.npv[party])
+        assert not np.array_equal(a.npv[party], c.npv[party])
+    assert a.summary().equals(b.summary())
+
+
+def test_results_do_not_depend_on_chunk_size_or_threads():
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    reference = dm.simulate(deal, paths=40_000, seed=7, chunk_size=40_000, threads=1)
+    for chunk, threads in [(8192, 1), (8192, 2), (16_384, 3), (1, 2), (100_000, 2)]:
+        other = dm.simulate(deal, paths=40_000, seed=7, chunk_size=chunk, threads=threads)
+        for party in ("sponsor", "partner", "program"):
+            assert np.array_equal(reference.npv[party], other.npv[party]), (chunk, threads)
+        assert np.array_equal(reference.term_pv, other.term_pv)
+        assert reference.candidates == other.candidates
+
+
+def test_a_prefix_of_paths_is_the_same_whatever_the_total():
+    deal = dm.load_deal(REFERENCE["milestone"])
+    small = dm.simulate(deal, paths=10_000, seed=1)
+    large = dm.simulate(deal, paths=25_000, seed=1)
+    assert np.array_equal(small.npv["partner"], large.npv["partner"][:10_000])
+
+
+def test_structures_with_one_program_see_the_same_paths():
+    a = dm.simulate(dm.load_deal(REFERENCE["milestone"]), paths=20_000, seed=2)
+    b = dm.simulate(dm.load_deal(REFERENCE["revenue_share"]), paths=20_000, seed=2)
+    assert a.candidates == b.candidates  # the same phase outcomes and launch times, path for path
+    np.testing.assert_allclose(a.npv["program"], b.npv["program"], rtol=0, atol=1e-9)
+
+
+def test_single_path_parity_with_numpy_financial():
+    result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=3_000, seed=13)
+    rates = {"sponsor": 0.15, "partner": 0.10, "program": 0.15}
+    checked = 0
+    for party, rate in rates.items():
+        flows = result.cash_flows(party)
+        irr = result.irr(party)
+        for i in range(0, 3_000, 150):
+            assert result.npv[party][i] == pytest.approx(npf.npv(rate, flows[i]), rel=1e-12, abs=1e-9)
+            expected = npf.irr(flows[i])
+            if np.isnan(expected) or not -0.9 < expected < 5.0:
+                assert np.isnan(irr[i]) or abs(npf.npv(irr[i], flows[i])) < 1e-6
+                continue
+            assert irr[i] == pytest.approx(expected, abs=1e-8)
+            checked += 1
+    assert checked >= 20
+
+
+def test_irr_of_textbook_cash_flows():
+    # numpy-financial's docstring example: irr([-100, 39, 59, 55, 20]) = 0.28095
+    flows = np.array([[-100.0, 39, 59, 55, 20], [-100.0, 0, 0, 0, 0], [-100.0, 110, 0, 0, 0]])
+    out = metrics.irr(flows)
+    assert out[0] == pytest.approx(0.2809484211599611, abs=1e-10)
+    assert np.isnan(out[1])  # no sign change: no IRR
+    assert out[2] == pytest.approx(0.10, abs=1e-12)
+
+
+def test_expected_shortfall_is_the_mean_of_the_worst_five_percent():
+    values = np.arange(1, 101, dtype=float)  # worst 5 of 100: 1..5
+    assert metrics.expected_shortfall(values) == pytest.approx(3.0)
+    assert metrics.expected_shortfall(np.arange(1, 102, dtype=float)) == pytest.approx(3.5)  # ceil(5.05) = 6
+
+
+def test_risk_share_is_the_regression_slope():
+    rng = np.random.default_rng(0)
+    program = rng.normal(size=10_000)
+    assert metrics.risk_share(0.3 * program + 5.0, program) == pytest.approx(0.3)
+
+
+def test_per_year_table_has_a_fan_around_the_mean():
+    result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=1)
+    table = result.per_year()
+    assert set(table["party"]) == {"sponsor", "partner", "program"}
+    assert len(table) == 3 * 36
+    assert (table["p10"] <= table["p90"]).all()
+    partner = table[table["party"] == "partner"]
+    assert partner["mean"].sum() == pytest.approx(result.cash_flows("partner").sum(axis=1).mean())
+
+
+def test_bad_arguments_are_clear_errors():
+    deal = dm.parse_deal(base_deal())
+    with pytest.raises(ValueError, match="paths must be a positive whole number"):
+        dm.simulate(deal, paths=0)
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        dm.simulate(deal, paths=10, seed=-1)

@@ -1,0 +1,139 @@
+"""The simulated mean agrees with the closed form E[PV] = sum P(event) x amount x discount factor.
+
+Inputs are fixed numbers and candidates independent (rho = 0), so every party's expected NPV
+has a closed form (tests/closed_form.py). Each term kind is checked on its own, within four
+standard errors of the Monte Carlo mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import dealmodel as dm
+from tests.closed_form import expected_npvs, expected_payments
+from tests.conftest import base_deal, candidate
+
+PATHS = 200_000
+
+
+def _deal(terms: list[dict], **cand_b) -> dict:
+    b = candidate("B", start_phase="phase1", **cand_b)
+    b["commercial"].update({"peak_sales": 1200.0, "exclusivity_years": 10.0, "launch_curve": [0.3, 0.7]})
+    return base_deal(candidates=[candidate("A"), b], terms=terms, horizon_years=28)
+
+
+TERMS = {
+    "fees_deferred_to_phase_success": [
+        {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5}],
+    "fees_deferred_to_approval": [
+        {"kind": "service_fees", "markup": 0.15, "at_risk_fraction": 0.4, "success_premium": 1.0,
+         "deferred_until": "approval", "candidates": ["B"]}],
+    "upfront": [{"kind": "upfront", "amount": 12.5}],
+    "milestone_phase2_start": [{"kind": "milestone", "event": "phase2_start", "amount": 7.0}],
+    "milestone_phase3_start": [{"kind": "milestone", "event": "phase3_start", "amount": 15.0}],
+    "milestone_filing": [{"kind": "milestone", "event": "filing", "amount": 9.0}],
+    "milestone_approval": [{"kind": "milestone", "event": "approval", "amount": 20.0}],
+    "milestone_first_sale": [{"kind": "milestone", "event": "first_sale", "amount": 11.0, "candidates": ["A"]}],
+    "milestone_annual_sales": [{"kind": "milestone", "event": "annual_sales", "threshold": 400.0, "amount": 30.0}],
+    "milestone_paid_by_partner": [
+        {"kind": "milestone", "event": "approval", "amount": 25.0, "payer": "partner", "payee": "sponsor"}],
+    "royalty_tiered_term_stepdown_cap": [
+        {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}, {"above": 300, "rate": 0.08}],
+         "term_years": 9.5, "loe_step_down": 0.5, "cap": 150.0}],
+    "royalty_flat_for_life": [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.04}]}],
+    "supply": [{"kind": "supply", "markup": 0.25}],
+    "cost_share": [{"kind": "cost_share", "cost_fraction": 0.4, "profit_fraction": 0.3}],
+    "cost_share_of_partner_cost": [
+        {"kind": "cost_share", "payer": "sponsor", "payee": "partner", "cost_fraction": 0.5, "profit_fraction": 0.1}],
+}
+
+
+@pytest.mark.parametrize("name", list(TERMS))
+def test_expected_npv_matches_closed_form(name):
+    data = _deal(TERMS[name])
+    expected = expected_npvs(data)
+    result = dm.simulate(dm.parse_deal(data), paths=PATHS, seed=11)
+    summary = result.summary()
+    for party in ("sponsor", "partner", "program"):
+        mean, se = summary.loc[party, "expected_npv"], summary.loc[party, "se_npv"]
+        assert abs(mean - expected[party]) <= 4 * se + 1e-9, (party, mean, expected[party], se)
+    # the term's own payments, apart from the partner's costs: a much sharper check
+    paid = expected_payments(data, 0)
+    pv = result.term_pv[0]
+    se = pv.std(ddof=1) / math.sqrt(pv.size)
+    assert abs(pv.mean() - paid) <= 4 * se + 1e-9, (pv.mean(), paid, se)
+    assert abs(paid) > 10 * se  # the term matters: the check has teeth
+
+
+def test_batch_failures_inflate_partner_cost_and_qbd_cuts_them():
+    terms = [{"kind": "service_fees", "markup": 0.1}, {"kind": "supply", "markup": 0.2}]
+    data = _deal(terms, batch_failure_rate=0.2)
+    expected = expected_npvs(data)
+    result = dm.simulate(dm.parse_deal(data), paths=PATHS, seed=3)
+    s = result.summary()
+    assert abs(s.loc["partner", "expected_npv"] - expected["partner"]) <= 4 * s.loc["partner", "se_npv"]
+    # QbD: the failure rate falls by 30% (0.2 -> 0.14); the closed form with 0.14 must then hold.
+    data_qbd = _deal(terms, batch_failure_rate=0.2)
+    data_qbd["levers"] = {"qbd": {"enabled": True, "batch_failure_reduction": 0.3}}
+    expected_qbd = expected_npvs(_deal(terms, batch_failure_rate=0.14))
+    s_qbd = dm.simulate(dm.parse_deal(data_qbd), paths=PATHS, seed=3).summary()
+    for party in ("sponsor", "partner"):
+        assert abs(s_qbd.loc[party, "expected_npv"] - expected_qbd[party]) <= 4 * s_qbd.loc[party, "se_npv"]
+
+
+def test_upfront_is_exact_and_riskless():
+    data = base_deal(terms=[{"kind": "upfront", "amount": 12.5}])
+    plain = dm.simulate(dm.parse_deal(base_deal()), paths=5_000, seed=2)
+    with_upfront = dm.simulate(dm.parse_deal(data), paths=5_000, seed=2)
+    diff = with_upfront.npv["partner"] - plain.npv["partner"]
+    assert diff.min() == pytest.approx(12.5, abs=1e-9)
+    assert diff.max() == pytest.approx(12.5, abs=1e-9)
+
+
+def test_payments_by_kind_match_closed_form():
+    terms = TERMS["milestone_approval"] + TERMS["royalty_flat_for_life"] + TERMS["upfront"]
+    data = _deal(terms)
+    result = dm.simulate(dm.parse_deal(data), paths=PATHS, seed=5)
+    for i, term in enumerate(terms):
+        one = expected_payments(data, i)
+        pv = result.term_pv[terms.index(term)]
+        se = pv.std(ddof=1) / math.sqrt(pv.size)
+        assert abs(result.payments_by_kind()[term["kind"]] - one) <= 4 * se + 1e-9
+
+
+def test_probability_of_approval_from_phase1_is_the_product_of_phase_rates():
+    # BIO/Informa/QLS 2021 oncology: 48.8% x 24.6% x 47.7% x 92.0% = 5.27%, the published LOA of 5.3%.
+    c = candidate("ONC", start_phase="phase1")
+    for phase, p in zip(["phase1", "phase2", "phase3", "filing"], [0.488, 0.246, 0.477, 0.92], strict=True):
+        c["phases"][phase]["success_probability"] = p
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[c])), paths=400_000, seed=9)
+    product = 0.488 * 0.246 * 0.477 * 0.92
+    assert round(product, 3) == 0.053
+    p_hat = result.candidates["ONC"]["prob_approval"]
+    se = math.sqrt(product * (1 - product) / 400_000)
+    assert abs(p_hat - product) <= 4 * se
+    assert result.candidates["ONC"]["prob_reach_phase2"] == pytest.approx(0.488, abs=4 * math.sqrt(0.25 / 400_000))
+
+
+def test_expected_launch_year_with_fixed_durations():
+    result = dm.simulate(dm.parse_deal(base_deal()), paths=20_000, seed=1)
+    # phase 2 (3.25 y) + phase 3 (2.6 y) + filing (0.8 y) from 1 January 2026
+    assert result.candidates["A"]["expected_launch_year"] == pytest.approx(2026 + 6.65, abs=1e-9)
+
+
+def test_biomarker_lever_raises_phase3_success_by_the_articles_20_percent():
+    c = candidate("A", biomarker_selected=True)
+    data = base_deal(candidates=[c], levers={"biomarker_selection": {"enabled": True}})
+    result = dm.simulate(dm.parse_deal(data), paths=400_000, seed=4)
+    expected = 0.4 * (0.5 * 1.2) * 0.9  # phase 3: 50% x 1.2 = 60%
+    se = math.sqrt(expected * (1 - expected) / 400_000)
+    assert abs(result.candidates["A"]["prob_approval"] - expected) <= 4 * se
+
+
+def test_ai_recruitment_lever_shortens_clinical_phases_by_30_percent():
+    data = base_deal(levers={"ai_recruitment": {"enabled": True}})
+    result = dm.simulate(dm.parse_deal(data), paths=5_000, seed=4)
+    # phases 2 and 3 shortened by 30%, filing (regulatory review) unchanged
+    assert result.candidates["A"]["expected_launch_year"] == pytest.approx(2026 + (3.25 + 2.6) * 0.7 + 0.8)
