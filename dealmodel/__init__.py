@@ -10,7 +10,11 @@ The public API, for notebooks, the CLI and the app alike::
 Money is in millions of the deal currency throughout.
 """
 
+from dealmodel._version import __version__
+from dealmodel.compare import Comparison, compare
+from dealmodel.edit import get_value, set_value
 from dealmodel.engine import simulate
+from dealmodel.export import export
 from dealmodel.io import (
     DealError,
     deal_json_schema,
@@ -22,21 +26,31 @@ from dealmodel.io import (
 )
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal
+from dealmodel.sensitivity import tornado
+from dealmodel.solver import Solution, SolveError, iso_value, solve
 from dealmodel.terms import headline_value
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "Comparison",
     "Deal",
     "DealError",
     "SimulationResult",
+    "Solution",
+    "SolveError",
     "__version__",
+    "compare",
     "deal_json_schema",
     "dump_deal",
+    "export",
+    "get_value",
     "headline_value",
+    "iso_value",
     "load_deal",
     "parse_deal",
     "parse_deal_text",
     "save_deal",
+    "set_value",
     "simulate",
+    "solve",
+    "tornado",
 ]

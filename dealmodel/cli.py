@@ -12,9 +12,10 @@ import math
 import sys
 from collections.abc import Sequence
 
-from dealmodel import __version__
+from dealmodel._version import __version__
 from dealmodel.engine import simulate
 from dealmodel.io import DealError, deal_json_schema, load_deal
+from dealmodel.metrics import METRICS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -107,33 +108,157 @@ def _print_value_table(result) -> None:
         )
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="path", unit_scale=True, file=sys.stderr, leave=False)
-    state = {"done": 0}
-
-    def update(done: int) -> None:
-        bar.update(done - state["done"])
-        state["done"] = done
-
-    return update, bar.close
-
-
 def cmd_value(args: argparse.Namespace) -> int:
     deal = load_deal(args.file)
-    show = not args.json and args.paths >= 200_000 and sys.stderr.isatty()
-    update, close = _progress_bar(args.paths, show)
+    update, close = _progress(_show(args) and args.paths >= 200_000, "path")
     try:
-        result = simulate(deal, paths=args.paths, seed=args.seed, progress=update)
+        result = simulate(deal, paths=args.paths, seed=args.seed,
+                          progress=None if update is None else lambda done: update(done, args.paths))
     finally:
         close()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         _print_value_table(result)
+    return EXIT_OK
+
+
+def _load_all(files: Sequence[str]) -> dict:
+    """Deals by label (the deal's name, made unique), with every file's problems reported at once."""
+    deals, problems = {}, []
+    for path in files:
+        try:
+            deal = load_deal(path)
+        except DealError as exc:
+            problems += [f"{exc.source}: {p}" for p in exc.problems]
+            continue
+        label = deal.name
+        k = 2
+        while label in deals:
+            label = f"{deal.name} ({k})"
+            k += 1
+        deals[label] = (deal, path)
+    if problems:
+        raise DealError("input", problems)
+    return deals
+
+
+def _progress(enabled: bool, unit: str):
+    """A progress bar on stderr: ``update(done, total)`` and ``close()``; does nothing when disabled."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(unit=unit, unit_scale=unit == "path", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int | None = None) -> None:
+        if total is not None:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def _show(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stderr.isatty()
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dealmodel.compare import compare
+    from dealmodel.export import export
+
+    files = list(args.files)
+    if args.baseline and args.baseline not in files:
+        files.insert(0, args.baseline)
+    loaded = _load_all(files)
+    baseline = None
+    if args.baseline:
+        baseline = next(label for label, (_, path) in loaded.items() if path == args.baseline)
+    update, close = _progress(_show(args), "deal")
+    try:
+        comparison = compare({k: d for k, (d, _) in loaded.items()}, paths=args.paths, seed=args.seed,
+                             baseline=baseline, progress=update, sources={k: p for k, (_, p) in loaded.items()})
+    finally:
+        close()
+    if args.out:
+        export(args.out, comparison=comparison)
+    if args.json:
+        table = comparison.table.reset_index()
+        print(json.dumps({"paths": args.paths, "seed": args.seed, "baseline": comparison.baseline,
+                          "variants": json.loads(table.to_json(orient="records"))}, indent=2))
+        return EXIT_OK
+    deal = next(iter(comparison.results.values())).deal
+    print(f"{len(loaded)} structures on {args.paths:,} common paths, seed {args.seed}; "
+          f"money in {deal.currency} millions; baseline: {comparison.baseline}\n")
+    t = comparison.table
+    width = max(12, max(len(v) for v in t.index) + 2)
+    cols = [("headline_value", "headline", 1), ("sponsor_expected_npv", "sponsor eNPV", 1),
+            ("partner_expected_npv", "partner eNPV", 1), ("partner_p5", "partner P5", 1),
+            ("partner_prob_loss", "partner P(loss)", 3), ("partner_risk_share", "partner risk sh.", 3),
+            ("partner_diff", "partner diff", 1), ("joint_gain", "joint gain", 1)]
+    print(f"{'':{width}}" + "".join(f"{label:>17}" for _, label, _ in cols))
+    for name, row in t.iterrows():
+        cells = []
+        for c, _, d in cols:
+            text = _fmt(float(row[c]), d)
+            if c in ("partner_diff", "joint_gain") and name != comparison.baseline:
+                text += f" ±{_fmt(2 * float(row[c + '_se']), 1)}"
+            cells.append(f"{text:>17}")
+        flag = "" if row["paired"] else "  (not paired: different program)"
+        print(f"{name:{width}}" + "".join(cells) + flag)
+    print("\ndiff and joint gain: change against the baseline, ± two paired standard errors.")
+    if args.out:
+        print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_tornado(args: argparse.Namespace) -> int:
+    from dealmodel.export import export
+    from dealmodel.sensitivity import tornado
+
+    deal = load_deal(args.file)
+    update, close = _progress(_show(args), "input")
+    try:
+        table = tornado(deal, party=args.party, metric=args.metric, paths=args.paths, seed=args.seed,
+                        progress=update)
+    finally:
+        close()
+    if args.out:
+        export(args.out, tornado=table)
+    if args.json:
+        print(json.dumps({"deal": deal.name, "party": args.party, "metric": args.metric, "paths": args.paths,
+                          "seed": args.seed, "bars": json.loads(table.to_json(orient="records"))}, indent=2))
+        return EXIT_OK
+    base = float(table["base"].iloc[0]) if len(table) else float("nan")
+    print(f"{deal.name}: {args.party}'s {args.metric} = {_fmt(base)} ({deal.currency} millions); "
+          f"{args.paths:,} paths, seed {args.seed}\n")
+    width = max([len(x) for x in table["label"]] + [10]) + 2
+    print(f"{'input':{width}}{'at low':>12}{'at high':>12}{'swing':>10}   low -> high")
+    for _, row in table.iterrows():
+        print(f"{row['label']:{width}}{_fmt(row['value_low']):>12}{_fmt(row['value_high']):>12}"
+              f"{_fmt(row['swing']):>10}   {row['low']} -> {row['high']}")
+    if args.out:
+        print(f"\nwrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from dealmodel.solver import solve
+
+    deal = load_deal(args.file)
+    target = load_deal(args.match) if args.match else args.target
+    solution = solve(deal, args.param, target, party=args.party, metric=args.metric, low=args.low,
+                     high=args.high, paths=args.paths, seed=args.seed)
+    if args.json:
+        print(json.dumps({"deal": deal.name, **solution.to_dict()}, indent=2))
+        return EXIT_OK
+    against = f" (the value under {target.name})" if args.match else ""
+    print(f"{deal.name}")
+    print(f"{args.param} = {solution.value:.6g} gives the {args.party}'s {args.metric} "
+          f"{_fmt(solution.achieved, 2)}, target {_fmt(solution.target, 2)}{against}")
+    if not math.isnan(solution.standard_error):
+        print(f"Monte Carlo standard error of that figure: {_fmt(solution.standard_error, 2)} "
+              f"({args.paths:,} paths, seed {args.seed})")
     return EXIT_OK
 
 
@@ -159,7 +284,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
     p.set_defaults(func=cmd_value)
+
+    p = sub.add_parser("compare", help="value structures side by side on common paths")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--baseline", metavar="FILE", help="the structure differences are taken against (default: first)")
+    p.add_argument("--out", metavar="PATH", help="also write the comparison: .xlsx, .csv or .json")
+    _run_options(p, default_paths=20_000)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("tornado", help="which inputs swing a party's value most")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--party", choices=["sponsor", "partner", "program"], default="partner")
+    p.add_argument("--metric", choices=METRICS, default="expected_npv")
+    p.add_argument("--out", metavar="PATH", help="also write the table: .xlsx, .csv or .json")
+    _run_options(p, default_paths=10_000)
+    p.set_defaults(func=cmd_tornado)
+
+    p = sub.add_parser("solve", help="find the term value that hits a target")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--param", required=True, metavar="PATH",
+                   help="e.g. terms[1].tiers[0].rate, scale(milestone), all(phases.phase3.success_probability)")
+    goal = p.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target", type=float, metavar="NUMBER", help="the value the metric must reach")
+    goal.add_argument("--match", metavar="FILE", help="reach the metric this other deal gives the party")
+    p.add_argument("--party", choices=["sponsor", "partner", "program"], default="partner")
+    p.add_argument("--metric", choices=METRICS, default="expected_npv")
+    p.add_argument("--low", type=float, help="lowest value to search (default by parameter)")
+    p.add_argument("--high", type=float, help="highest value to search")
+    _run_options(p, default_paths=20_000)
+    p.set_defaults(func=cmd_solve)
     return parser
+
+
+def _run_options(p: argparse.ArgumentParser, default_paths: int) -> None:
+    p.add_argument("--paths", type=_positive_int, default=default_paths,
+                   help=f"simulated paths (default {default_paths})")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,169 @@
+"""Comparing deal structures on common random numbers.
+
+Every variant is simulated with the same seed, so variants that share a program see the same
+program paths: a difference between two of them is a paired figure whose standard error is
+that of the per-path differences, far smaller than either variant's own spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dealmodel import metrics
+from dealmodel.engine import simulate
+from dealmodel.result import PARTIES, SimulationResult
+from dealmodel.schema import Deal
+
+COMPARE_METRICS = (
+    "expected_npv",
+    "std_npv",
+    "p5",
+    "p95",
+    "prob_loss",
+    "expected_shortfall_5",
+    "risk_share",
+    "value_share",
+)
+
+
+def program_key(deal: Deal) -> str:
+    """Everything of a deal but its name and terms: deals with equal keys share program paths."""
+    return deal.model_dump_json(exclude={"name", "description", "terms"})
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Variants valued on common paths. ``table`` has one row per variant (see :func:`compare`)."""
+
+    table: pd.DataFrame
+    results: dict[str, SimulationResult]
+    baseline: str
+    paths: int
+    seed: int
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def per_year(self) -> pd.DataFrame:
+        frames = []
+        for name, result in self.results.items():
+            frame = result.per_year()
+            frame.insert(0, "variant", name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def npv_histogram(self, party: str = "partner", bins: int = 40) -> pd.DataFrame:
+        """Share of paths per NPV bin for each variant (common bins), for distribution charts."""
+        values = {name: r.npv[party] for name, r in self.results.items()}
+        lo = min(float(np.quantile(v, 0.001)) for v in values.values())
+        hi = max(float(np.quantile(v, 0.999)) for v in values.values())
+        if hi <= lo:
+            hi = lo + 1.0
+        edges = np.linspace(lo, hi, bins + 1)
+        table = pd.DataFrame({"npv_low": edges[:-1], "npv_high": edges[1:], "npv_mid": 0.5 * (edges[:-1] + edges[1:])})
+        for name, v in values.items():
+            counts, _ = np.histogram(np.clip(v, lo, hi), bins=edges)
+            table[name] = counts / v.size
+        return table
+
+
+def _label(deal: Deal, taken: set[str]) -> str:
+    name = deal.name
+    k = 2
+    while name in taken:
+        name = f"{deal.name} ({k})"
+        k += 1
+    return name
+
+
+def compare(
+    deals: Sequence[Deal] | Mapping[str, Deal],
+    paths: int = 20_000,
+    seed: int = 0,
+    baseline: int | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Comparison:
+    """Value any number of deal variants on the same program paths and set them side by side.
+
+    ``deals`` is a list (labelled by deal name) or a mapping label -> deal. ``baseline`` is a
+    label or position (default: the first). The table has one row per variant and, for each
+    party, the columns ``{party}_{metric}`` for the metrics of :data:`COMPARE_METRICS`, then
+    ``headline_value``, ``paired`` (shares the baseline's program paths), the paired difference
+    against the baseline ``{party}_diff`` with its standard error ``{party}_diff_se``, and the
+    **joint gain** (sponsor's change + partner's change) with its standard error.
+    ``progress(done, total)`` is called after each variant.
+    """
+    if isinstance(deals, Mapping):
+        labelled = dict(deals)
+    else:
+        labelled = {}
+        for deal in deals:
+            labelled[_label(deal, set(labelled))] = deal
+    if not labelled:
+        raise ValueError("compare needs at least one deal")
+    names = list(labelled)
+    if baseline is None:
+        base = names[0]
+    elif isinstance(baseline, int):
+        if not -len(names) <= baseline < len(names):
+            raise ValueError(f"baseline position {baseline} is out of range (0..{len(names) - 1})")
+        base = names[baseline]
+    elif baseline in labelled:
+        base = baseline
+    else:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants: {', '.join(names)}")
+
+    results: dict[str, SimulationResult] = {}
+    for i, (name, deal) in enumerate(labelled.items()):
+        results[name] = simulate(deal, paths=paths, seed=seed)
+        if progress is not None:
+            progress(i + 1, len(labelled))
+
+    base_result = results[base]
+    base_key = program_key(labelled[base])
+    rows = []
+    for name, result in results.items():
+        summary = result.summary()
+        row: dict[str, object] = {"variant": name}
+        for party in PARTIES:
+            for m in COMPARE_METRICS:
+                row[f"{party}_{m}"] = float(summary.loc[party, m])
+        row["headline_value"] = result.headline_value
+        paired = program_key(labelled[name]) == base_key
+        row["paired"] = paired
+        for party in ("sponsor", "partner", "program"):
+            mean, se = _difference(result.npv[party], base_result.npv[party], paired)
+            row[f"{party}_diff"] = mean
+            row[f"{party}_diff_se"] = se
+        joint = result.npv["sponsor"] + result.npv["partner"]
+        joint_base = base_result.npv["sponsor"] + base_result.npv["partner"]
+        row["joint_gain"], row["joint_gain_se"] = _difference(joint, joint_base, paired)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("variant")
+    return Comparison(table=table, results=results, baseline=base, paths=paths, seed=seed,
+                      sources=dict(sources or {}))
+
+
+def _difference(x: np.ndarray, base: np.ndarray, paired: bool) -> tuple[float, float]:
+    """Mean difference and its standard error: per-path differences if paired, else independent."""
+    n = x.size
+    if paired:
+        d = x - base
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    se = math.sqrt(x.var(ddof=1) / n + base.var(ddof=1) / n) if n > 1 else 0.0
+    return float(x.mean() - base.mean()), se
+
+
+def metric_value(result: SimulationResult, party: str, metric: str) -> tuple[float, float]:
+    """A summary metric of a result and, for the mean, its standard error (else NaN)."""
+    if party not in PARTIES:
+        raise ValueError(f"party must be one of {', '.join(PARTIES)} (got {party!r})")
+    if metric not in metrics.METRICS:
+        raise ValueError(f"metric must be one of {', '.join(metrics.METRICS)} (got {metric!r})")
+    summary = result.summary()
+    se = float(summary.loc[party, "se_npv"]) if metric == "expected_npv" else math.nan
+    return float(summary.loc[party, metric]), se

@@ -1,0 +1,165 @@
+"""Reading and changing one input of a deal by its path, e.g. ``terms[2].tiers[0].rate``.
+
+Deals are frozen: :func:`set_value` returns a new, re-validated deal. Besides field paths, two
+kinds of pseudo-parameter move several numbers at once:
+
+* ``scale(KIND)`` multiplies every term of that kind: milestone and upfront amounts, royalty
+  rates, service-fee and supply markups, cost-share fractions (1.0 = as written);
+* ``all(FIELD)`` sets or scales a program input on every candidate that has it, e.g.
+  ``all(phases.phase2.success_probability)``; see :func:`scale_value`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dealmodel.distributions import Fixed, _Dist
+from dealmodel.io import DealError, parse_deal
+from dealmodel.schema import Deal
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+_SCALE = re.compile(r"^scale\((\w+)\)$")
+_ALL = re.compile(r"^all\(([\w.\[\]]+)\)$")
+
+
+class ParameterError(ValueError):
+    """A parameter path that does not name a number in the deal."""
+
+
+def parse_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    pos = 0
+    text = path.strip()
+    while pos < len(text):
+        if text[pos] == ".":
+            pos += 1
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ParameterError(f"cannot read parameter path {path!r} at {text[pos:]!r}")
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not parts:
+        raise ParameterError("empty parameter path")
+    return parts
+
+
+def _data(deal: Deal) -> dict[str, Any]:
+    return deal.model_dump(mode="python", by_alias=True, exclude_none=True)
+
+
+def _walk(data: Any, parts: list[str | int], path: str) -> tuple[Any, str | int]:
+    node = data
+    for i, key in enumerate(parts[:-1]):
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]).lstrip(".")
+            raise ParameterError(f"{path}: the deal has no {where}") from None
+    last = parts[-1]
+    try:
+        node[last]
+    except (KeyError, IndexError, TypeError):
+        raise ParameterError(f"{path}: the deal has no such field") from None
+    return node, last
+
+
+def get_value(deal: Deal, path: str) -> Any:
+    """The value at ``path``: a float for a plain number, a dict for a distribution."""
+    if _SCALE.match(path):
+        return 1.0
+    m = _ALL.match(path)
+    if m:
+        values = [get_value(deal, p) for p in _all_paths(deal, m.group(1))]
+        return values[0] if values else None
+    node, last = _walk(_data(deal), parse_path(path), path)
+    return node[last]
+
+
+def _all_paths(deal: Deal, field: str) -> list[str]:
+    out = []
+    for i in range(len(deal.candidates)):
+        p = f"candidates[{i}].{field}"
+        try:
+            _walk(_data(deal), parse_path(p), p)
+        except ParameterError:
+            continue
+        out.append(p)
+    if not out:
+        raise ParameterError(f"all({field}): no candidate has {field}")
+    return out
+
+
+def set_values(deal: Deal, changes: dict[str, Any]) -> Deal:
+    """A new deal with each path set to its value (numbers, or distributions as dicts)."""
+    data = _data(deal)
+    for path, value in changes.items():
+        node, last = _walk(data, parse_path(path), path)
+        if isinstance(value, _Dist):
+            value = value.model_dump(by_alias=True) if not isinstance(value, Fixed) else value.value
+        node[last] = value
+    try:
+        return parse_deal(data, source=deal.name)
+    except DealError as exc:
+        changed = ", ".join(f"{p} = {v}" for p, v in changes.items())
+        raise ParameterError(f"setting {changed} makes the deal invalid: " + "; ".join(exc.problems)) from None
+
+
+def _scaled_number(value: Any, factor: float) -> Any:
+    if isinstance(value, dict) and "dist" in value:
+        from pydantic import TypeAdapter
+
+        from dealmodel.distributions import Quantity
+
+        return TypeAdapter(Quantity).validate_python(value).scaled(factor).model_dump(by_alias=True)
+    return value * factor
+
+
+def set_value(deal: Deal, parameter: str, x: float) -> Deal:
+    """A new deal with ``parameter`` set to ``x`` (for ``scale(KIND)``, scaled by ``x``)."""
+    m = _SCALE.match(parameter)
+    if m:
+        return _scale_kind(deal, m.group(1), x)
+    m = _ALL.match(parameter)
+    if m:
+        return set_values(deal, {p: x for p in _all_paths(deal, m.group(1))})
+    return set_values(deal, {parameter: x})
+
+
+_SCALED_FIELDS = {
+    "milestone": ("amount",),
+    "upfront": ("amount",),
+    "service_fees": ("markup",),
+    "supply": ("markup",),
+    "cost_share": ("cost_fraction", "profit_fraction"),
+}
+
+
+def _scale_kind(deal: Deal, kind: str, factor: float) -> Deal:
+    changes: dict[str, Any] = {}
+    found = False
+    for t, term in enumerate(deal.terms):
+        if term.kind != kind:
+            continue
+        found = True
+        if kind == "royalty":
+            for i, tier in enumerate(term.tiers):
+                changes[f"terms[{t}].tiers[{i}].rate"] = tier.rate * factor
+        else:
+            for field in _SCALED_FIELDS.get(kind, ()):
+                changes[f"terms[{t}].{field}"] = getattr(term, field) * factor
+    if not found:
+        raise ParameterError(f"scale({kind}): the deal has no {kind} term")
+    return set_values(deal, changes)
+
+
+def scale_value(deal: Deal, path: str, factor: float) -> Deal:
+    """A new deal with the number (or every location of the distribution) at ``path`` x ``factor``."""
+    m = _ALL.match(path)
+    paths = _all_paths(deal, m.group(1)) if m else [path]
+    data = _data(deal)
+    changes = {}
+    for p in paths:
+        node, last = _walk(data, parse_path(p), p)
+        changes[p] = _scaled_number(node[last], factor)
+    return set_values(deal, changes)

@@ -1,0 +1,253 @@
+"""Exports people can send around: CSV, JSON and an Excel workbook with native charts.
+
+Every write is atomic (a temporary file beside the target, then a rename), so a failure never
+leaves a half-written file. Text that a spreadsheet would read as a formula (starting with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written with a leading apostrophe,
+so a deal name cannot inject one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dealmodel._version import __version__
+from dealmodel.compare import Comparison
+from dealmodel.io import atomic_write
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_SHARE_WORDS = ("prob_", "share", "rate", "paired")
+
+
+def safe_text(value: Any) -> Any:
+    """Neutralise text a spreadsheet would evaluate (OWASP CSV-injection advice)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out.index = [safe_text(v) for v in out.index]
+    out.columns = [safe_text(c) for c in out.columns]
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(safe_text)
+    return out
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_inputs(comparison: Comparison) -> pd.DataFrame:
+    """What it takes to replay a comparison: each variant's file and hash, paths, seed, version."""
+    rows = []
+    when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    for name, result in comparison.results.items():
+        source = comparison.sources.get(name, "")
+        digest = file_sha256(source) if source and Path(source).exists() else hashlib.sha256(
+            result.deal.model_dump_json(by_alias=True).encode()).hexdigest()
+        rows.append({
+            "variant": name,
+            "deal": result.deal.name,
+            "file": source or "(in memory)",
+            "sha256": digest,
+            "paths": comparison.paths,
+            "seed": comparison.seed,
+            "baseline": name == comparison.baseline,
+            "dealmodel_version": __version__,
+            "created_utc": when,
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- CSV and JSON
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], index: bool = True) -> None:
+    buffer = io.StringIO()
+    _safe_frame(frame).to_csv(buffer, index=index)
+    atomic_write(path, buffer.getvalue())
+
+
+def _jsonable(frame: pd.DataFrame, index: bool) -> list[dict[str, Any]]:
+    data = frame.reset_index() if index else frame
+    records = data.to_dict(orient="records")
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in records]
+
+
+def write_json(tables: dict[str, pd.DataFrame], path: str | os.PathLike[str], meta: dict[str, Any] | None = None,
+               index: bool = True) -> None:
+    doc = {**(meta or {}), **{name: _jsonable(t, index) for name, t in tables.items()}}
+    atomic_write(path, json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def write_workbook(
+    path: str | os.PathLike[str],
+    comparison: Comparison | None = None,
+    tornado: pd.DataFrame | None = None,
+    per_year: pd.DataFrame | None = None,
+    currency: str | None = None,
+) -> None:
+    """One sheet per table, money in millions, native charts of the NPV distributions and tornado."""
+    import xlsxwriter
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".xlsx", dir=target.parent)
+    os.close(fd)
+    try:
+        wb = xlsxwriter.Workbook(tmp, {"nan_inf_to_errors": True, "strings_to_formulas": False})
+        fmt = {
+            "money": wb.add_format({"num_format": "#,##0.0"}),
+            "share": wb.add_format({"num_format": "0.000"}),
+            "head": wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True}),
+            "note": wb.add_format({"italic": True, "font_color": "#595959"}),
+        }
+        if currency is None and comparison is not None:
+            currency = next(iter(comparison.results.values())).deal.currency
+        note = f"Money in {currency or 'deal currency'} millions."
+        if comparison is not None:
+            _sheet(wb, "Comparison", comparison.table, fmt, note, index=True)
+            _distribution_sheet(wb, comparison, fmt, note)
+        if tornado is not None:
+            ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
+            _tornado_chart(wb, ws, tornado)
+        if per_year is None and comparison is not None:
+            per_year = comparison.per_year()
+        if per_year is not None:
+            _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
+        if comparison is not None:
+            _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
+        wb.close()
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _is_share(column: str) -> bool:
+    return any(w in column for w in _SHARE_WORDS)
+
+
+def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool):
+    ws = wb.add_worksheet(name)
+    data = frame.reset_index() if index else frame.reset_index(drop=True)
+    ws.write_string(0, 0, note, fmt["note"])
+    for c, column in enumerate(data.columns):
+        ws.write_string(1, c, str(safe_text(str(column))), fmt["head"])
+        ws.set_column(c, c, max(12, min(40, len(str(column)) + 2)))
+        cell_fmt = fmt["share"] if _is_share(str(column)) else fmt["money"]
+        for r, value in enumerate(data[column].tolist()):
+            row = r + 2
+            if isinstance(value, bool):
+                ws.write_boolean(row, c, value)
+            elif isinstance(value, int | float):
+                if isinstance(value, float) and math.isnan(value):
+                    ws.write_blank(row, c, None)
+                elif column in ("paths", "seed", "period", "year"):
+                    ws.write_number(row, c, value)
+                else:
+                    ws.write_number(row, c, value, cell_fmt)
+            else:
+                ws.write_string(row, c, str(safe_text("" if value is None else str(value))))
+    ws.freeze_panes(2, 1)
+    return ws
+
+
+def _distribution_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> None:
+    ws = wb.add_worksheet("NPV distribution")
+    ws.write_string(0, 0, note + " Share of paths per NPV bin, common bins across variants.", fmt["note"])
+    row = 2
+    for party in ("partner", "sponsor"):
+        hist = comparison.npv_histogram(party)
+        ws.write_string(row, 0, f"{party} NPV", fmt["head"])
+        names = list(comparison.results)
+        for c, name in enumerate(names):
+            ws.write_string(row, c + 1, str(safe_text(name)), fmt["head"])
+        for r, (mid, *shares) in enumerate(hist[["npv_mid", *names]].itertuples(index=False)):
+            ws.write_number(row + 1 + r, 0, mid, fmt["money"])
+            for c, share in enumerate(shares):
+                ws.write_number(row + 1 + r, c + 1, share, fmt["share"])
+        chart = wb.add_chart({"type": "line"})
+        first, last = row + 1, row + len(hist)
+        for c in range(len(names)):
+            chart.add_series({
+                "name": ["NPV distribution", row, c + 1],
+                "categories": ["NPV distribution", first, 0, last, 0],
+                "values": ["NPV distribution", first, c + 1, last, c + 1],
+                "smooth": True,
+            })
+        chart.set_title({"name": f"{party.capitalize()} NPV distribution"})
+        chart.set_x_axis({"name": "NPV (millions)", "num_format": "#,##0"})
+        chart.set_y_axis({"name": "share of paths", "num_format": "0.00"})
+        chart.set_size({"width": 720, "height": 360})
+        ws.insert_chart(row, len(names) + 2, chart)
+        row = last + 4
+
+
+def _tornado_chart(wb, ws, tornado: pd.DataFrame) -> None:
+    if tornado.empty:
+        return
+    n = len(tornado)
+    cols = list(tornado.columns)
+    chart = wb.add_chart({"type": "bar"})
+    for column in ("value_low", "value_high"):
+        c = cols.index(column)
+        chart.add_series({
+            "name": ["Tornado", 1, c],
+            "categories": ["Tornado", 2, cols.index("label"), n + 1, cols.index("label")],
+            "values": ["Tornado", 2, c, n + 1, c],
+        })
+    chart.set_title({"name": "Sensitivity (value at each input's low and high)"})
+    chart.set_y_axis({"reverse": True})
+    chart.set_size({"width": 720, "height": max(300, 22 * n)})
+    ws.insert_chart(1, len(cols) + 1, chart)
+
+
+# --------------------------------------------------------------------------- one entry point
+
+
+def export(path: str | os.PathLike[str], comparison: Comparison | None = None, tornado: pd.DataFrame | None = None,
+           per_year: pd.DataFrame | None = None) -> Path:
+    """Write by suffix: ``.xlsx`` (every table and the charts), ``.csv`` (the main table), ``.json``."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".xlsx":
+        write_workbook(target, comparison, tornado, per_year)
+    elif suffix == ".csv":
+        if comparison is not None:
+            write_csv(comparison.table, target)
+        elif tornado is not None:
+            write_csv(tornado, target, index=False)
+        elif per_year is not None:
+            write_csv(per_year, target, index=False)
+        else:
+            raise ValueError("nothing to export")
+    elif suffix == ".json":
+        tables: dict[str, pd.DataFrame] = {}
+        meta: dict[str, Any] = {"dealmodel_version": __version__}
+        if comparison is not None:
+            tables["comparison"] = comparison.table
+            meta.update({"paths": comparison.paths, "seed": comparison.seed, "baseline": comparison.baseline})
+        if tornado is not None:
+            tables["tornado"] = tornado.set_index("input")
+        if per_year is not None:
+            tables["per_year"] = per_year.set_index(per_year.columns[0])
+        write_json(tables, target, meta)
+    else:
+        raise ValueError(f"unknown output type {target.suffix!r}: use .xlsx, .csv or .json")
+    return target

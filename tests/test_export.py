@@ -1,0 +1,122 @@
+"""Exports: the workbook reads back with the API's numbers; formulas cannot be injected; writes are atomic."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import openpyxl
+import pytest
+import xlsxwriter
+
+import dealmodel as dm
+from dealmodel.compare import compare
+from dealmodel.export import export, safe_text
+from dealmodel.sensitivity import tornado
+from tests.conftest import REFERENCE, SINGLE
+
+EVIL = "=cmd|' /C calc'!A0"
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    deals = {REFERENCE[k]: dm.load_deal(REFERENCE[k]) for k in ("fee_for_service", "revenue_share")}
+    evil = dm.load_deal(REFERENCE["hybrid"]).model_copy(update={"name": EVIL})
+    labelled = {d.name: d for d in deals.values()} | {EVIL: evil}
+    sources = {d.name: str(p) for p, d in deals.items()}
+    return compare(labelled, paths=5_000, seed=2, sources=sources)
+
+
+def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
+    table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
+    path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Inputs"]
+    ws = wb["Comparison"]
+    header = [c.value for c in ws[2]]
+    col = header.index("partner_expected_npv")
+    rows = {r[0].value: r for r in ws.iter_rows(min_row=3)}
+    for name, row in comparison.table.iterrows():
+        cell = rows[safe_text(name)][col]
+        assert cell.value == pytest.approx(row["partner_expected_npv"], rel=1e-12)
+        assert cell.number_format == "#,##0.0"
+    share_col = header.index("partner_prob_loss")
+    assert rows["Reference program — revenue share"][share_col].number_format == "0.000"
+    tornado_ws = wb["Tornado"]
+    assert tornado_ws.cell(3, 1).value == table.iloc[0]["input"]
+    assert tornado_ws.cell(3, 7).value == pytest.approx(table.iloc[0]["value_high"])
+    inputs = {r[0].value: [c.value for c in r] for r in wb["Inputs"].iter_rows(min_row=3)}
+    head = [c.value for c in wb["Inputs"][2]]
+    ffs = inputs["Reference program — fee-for-service"]
+    assert ffs[head.index("paths")] == 5_000 and ffs[head.index("seed")] == 2
+    assert ffs[head.index("file")].endswith("reference_fee_for_service.yaml")
+    assert len(ffs[head.index("sha256")]) == 64
+    assert ffs[head.index("dealmodel_version")] == dm.__version__
+
+
+def test_workbook_has_native_charts(tmp_path, comparison):
+    path = export(tmp_path / "c.xlsx", comparison=comparison)
+    wb = openpyxl.load_workbook(path)
+    from zipfile import ZipFile
+
+    with ZipFile(path) as z:
+        charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+    assert len(charts) == 2  # partner and sponsor NPV distributions
+    assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
+
+
+def test_formula_in_a_deal_name_is_neutralised(tmp_path, comparison):
+    xlsx = export(tmp_path / "c.xlsx", comparison=comparison)
+    wb = openpyxl.load_workbook(xlsx)
+    names = [r[0] for r in wb["Comparison"].iter_rows(min_row=3)]
+    evil = [c for c in names if c.value and "cmd" in c.value]
+    assert len(evil) == 1
+    assert evil[0].value == "'" + EVIL
+    assert evil[0].data_type == "s"
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
+    out = export(tmp_path / "c.csv", comparison=comparison)
+    first_cells = [row[0] for row in csv.reader(out.open())]
+    assert "'" + EVIL in first_cells
+    assert EVIL not in first_cells
+
+
+def test_csv_and_json_exports(tmp_path, comparison):
+    out = export(tmp_path / "c.json", comparison=comparison)
+    doc = json.loads(out.read_text())
+    assert doc["paths"] == 5_000 and doc["seed"] == 2
+    rows = {r["variant"]: r for r in doc["comparison"]}
+    name = "Reference program — revenue share"
+    assert rows[name]["partner_expected_npv"] == pytest.approx(comparison.table.loc[name, "partner_expected_npv"])
+    out = export(tmp_path / "c.csv", comparison=comparison)
+    header = next(csv.reader(out.open()))
+    assert "joint_gain" in header and "partner_diff_se" in header
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, comparison, monkeypatch):
+    def boom(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", boom)
+    target = tmp_path / "c.xlsx"
+    with pytest.raises(OSError, match="disk full"):
+        export(target, comparison=comparison)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_survives_a_failed_write(tmp_path, comparison, monkeypatch):
+    target = tmp_path / "c.xlsx"
+    target.write_bytes(b"previous")
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", lambda self: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        export(target, comparison=comparison)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.xlsx"]
+
+
+def test_unknown_output_type_is_refused(tmp_path, comparison):
+    with pytest.raises(ValueError, match=r"use \.xlsx, \.csv or \.json"):
+        export(tmp_path / "c.pdf", comparison=comparison)
+    assert list(tmp_path.iterdir()) == []
