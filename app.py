@@ -1,45 +1,379 @@
-"""dealmodel in the browser (placeholder page until the app issue lands).
+"""dealmodel in the browser: tune a deal's terms with sliders and see both parties' risk.
 
-    streamlit run app.py -- sample_deals/reference_hybrid.yaml
+    streamlit run app.py -- [DEAL_FILE]
 
-It only turns a deal file into the API's tables; no model logic lives here.
+The page turns widgets into deals, calls the same Python API a notebook would, and draws charts
+from pre-aggregated frames (dealmodel.views / dealmodel.charts). No model logic lives here.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 import dealmodel as dm
+from dealmodel import charts, views
+from dealmodel.compare import compare_results
+from dealmodel.edit import ParameterError, scale_all, set_values, term_parameters
+from dealmodel.schema import PHASES
 
-DEFAULT_DEAL = Path(__file__).parent / "sample_deals" / "reference_hybrid.yaml"
+ROOT = Path(__file__).resolve().parent
+REFERENCE_FILES = [ROOT / "sample_deals" / f"reference_{k}.yaml"
+                   for k in ("fee_for_service", "milestone", "revenue_share", "hybrid")]
+MAX_UPLOAD_BYTES = 1_000_000
+MAX_PATHS = 100_000
+DEFAULT_PATHS = 20_000
+SENSITIVITY_PATHS = 5_000
+
+ss = st.session_state
 
 
-@st.cache_data(show_spinner="Simulating…", max_entries=32)
-def _value(deal_json: str, paths: int, seed: int):
-    deal = dm.Deal.model_validate_json(deal_json)
-    result = dm.simulate(deal, paths=paths, seed=seed)
-    return result.summary(), result.payments_by_kind(), result.headline_value
+# --------------------------------------------------------------------------- cached model calls
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def simulate_cached(deal_json: str, paths: int, seed: int) -> dm.SimulationResult:
+    return dm.simulate(dm.Deal.model_validate_json(deal_json), paths=paths, seed=seed)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the sensitivity…")
+def tornado_cached(deal_json: str, party: str, paths: int, seed: int) -> pd.DataFrame:
+    return dm.tornado(dm.Deal.model_validate_json(deal_json), party=party, paths=paths, seed=seed)
+
+
+@st.cache_data(max_entries=16, show_spinner="Solving…")
+def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, seed: int) -> dict:
+    deal, target = dm.Deal.model_validate_json(deal_json), dm.Deal.model_validate_json(target_json)
+    try:
+        return dm.solve(deal, parameter, target, party="partner", paths=paths, seed=seed).to_dict()
+    except dm.SolveError as exc:
+        return {"error": str(exc)}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def workbook_bytes(deal_jsons: tuple[tuple[str, str], ...], baseline: str, paths: int, seed: int) -> bytes:
+    results = {name: simulate_cached(js, paths, seed) for name, js in deal_jsons}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = dm.export(Path(tmp) / "comparison.xlsx", comparison=compare_results(results, baseline))
+        return path.read_bytes()
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _unique(name: str) -> str:
+    label, k = name, 2
+    while label in ss.structures:
+        label = f"{name} ({k})"
+        k += 1
+    return label
+
+
+def init_state() -> None:
+    if "structures" in ss:
+        return
+    ss.structures = {}
+    ss.edits = {}
+    for path in REFERENCE_FILES:
+        deal = dm.load_deal(path)
+        ss.structures[deal.name] = deal
+        ss.edits[deal.name] = {}
+    ss.seen_uploads = set()
+    ss.upload_error = None
+    names = list(ss.structures)
+    ss.selected = names[-1]
+    if len(sys.argv) > 1:
+        arg = Path(sys.argv[1]).resolve()
+        match = [n for n, p in zip(names, REFERENCE_FILES, strict=True) if p == arg]
+        if match:
+            ss.selected = match[0]
+        else:
+            try:
+                deal = dm.load_deal(arg)
+            except dm.DealError as exc:
+                ss.upload_error = (str(sys.argv[1]), exc.problems)
+            else:
+                name = _unique(deal.name)
+                ss.structures[name] = deal
+                ss.edits[name] = {}
+                ss.selected = name
+    first = ss.structures[names[0]]
+    ss.setdefault("sponsor_rate", first.parties.sponsor.discount_rate)
+    ss.setdefault("partner_rate", first.parties.partner.discount_rate)
+    ss.setdefault("rho", first.correlation.rho)
+    for lever, size in (("biomarker_selection", "phase3_success_uplift"), ("ai_recruitment", "duration_reduction"),
+                        ("qbd", "batch_failure_reduction")):
+        spec = getattr(first.levers, lever)
+        ss.setdefault(f"{lever}_on", spec.enabled)
+        ss.setdefault(f"{lever}_size", getattr(spec, size))
+
+
+def handle_upload(upload) -> None:
+    if upload is None or upload.file_id in ss.seen_uploads:
+        return
+    ss.seen_uploads.add(upload.file_id)
+    data = upload.getvalue()
+    if len(data) > MAX_UPLOAD_BYTES:
+        ss.upload_error = (upload.name, [f"the file is {len(data) / 1e6:.1f} MB; deal files are limited to 1 MB"])
+        return
+    try:
+        text = data.decode("utf-8-sig")
+        fmt = "json" if upload.name.lower().endswith(".json") else "yaml"
+        deal = dm.parse_deal_text(text, source=upload.name, fmt=fmt)
+    except UnicodeDecodeError:
+        ss.upload_error = (upload.name, ["not a text file (expected UTF-8 YAML or JSON)"])
+        return
+    except dm.DealError as exc:
+        ss.upload_error = (upload.name, exc.problems)
+        return
+    name = _unique(deal.name)
+    ss.structures[name] = deal
+    ss.edits[name] = {}
+    ss.selected = name
+    ss.upload_error = None
+
+
+# --------------------------------------------------------------------------- deals from widgets
+
+
+def with_program(deal: dm.Deal) -> dm.Deal:
+    """The deal under the sidebar's program assumptions (the same for every structure)."""
+    if ss.get("peak_scale", 1.0) != 1.0:
+        deal = scale_all(deal, "commercial.peak_sales", ss.peak_scale)
+    if ss.get("prob_scale", 1.0) != 1.0:
+        for phase in PHASES:
+            try:
+                deal = scale_all(deal, f"phases.{phase}.success_probability", ss.prob_scale, upper=1.0)
+            except ParameterError:
+                continue  # no candidate has this phase ahead of it
+    changes = {
+        "parties.sponsor.discount_rate": ss.sponsor_rate,
+        "parties.partner.discount_rate": ss.partner_rate,
+        "correlation.rho": ss.rho,
+        "levers.biomarker_selection.enabled": ss.biomarker_selection_on,
+        "levers.biomarker_selection.phase3_success_uplift": ss.biomarker_selection_size,
+        "levers.ai_recruitment.enabled": ss.ai_recruitment_on,
+        "levers.ai_recruitment.duration_reduction": ss.ai_recruitment_size,
+        "levers.qbd.enabled": ss.qbd_on,
+        "levers.qbd.batch_failure_reduction": ss.qbd_size,
+    }
+    return set_values(deal, changes)
+
+
+def edited(name: str) -> dm.Deal:
+    deal = with_program(ss.structures[name])
+    return set_values(deal, ss.edits[name]) if ss.edits[name] else deal
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+def sidebar() -> tuple[int, int]:
+    sb = st.sidebar
+    sb.header("Deal")
+    handle_upload(sb.file_uploader("Add a deal file (YAML or JSON, up to 1 MB)", type=["yaml", "yml", "json"],
+                                   key="upload"))
+    sb.selectbox("Structure to edit", list(ss.structures), key="selected")
+    sb.header("Simulation")
+    paths = int(sb.number_input("Simulated paths", min_value=1_000, max_value=MAX_PATHS, value=DEFAULT_PATHS,
+                                step=5_000, key="paths", help=f"Up to {MAX_PATHS:,} to keep the app responsive; "
+                                "use the CLI or Python for more."))
+    seed = int(sb.number_input("Random seed", min_value=0, value=0, step=1, key="seed"))
+    sb.header("Program assumptions")
+    sb.caption("Apply to every structure, so they stay comparable.")
+    sb.slider("Peak sales ×", 0.25, 3.0, 1.0, 0.05, key="peak_scale")
+    sb.slider("Phase success probabilities ×", 0.5, 1.5, 1.0, 0.05, key="prob_scale",
+              help="Every phase of every candidate; capped at 100%.")
+    sb.slider("Sponsor discount rate", 0.0, 0.40, step=0.005, key="sponsor_rate", format="%.3f")
+    sb.slider("Partner discount rate", 0.0, 0.40, step=0.005, key="partner_rate", format="%.3f")
+    sb.slider("Correlation of candidates' outcomes (ρ)", 0.0, 0.9, step=0.05, key="rho")
+    sb.subheader("Scenario levers (article figures)")
+    sb.checkbox("Biomarker-selected trials", key="biomarker_selection_on")
+    sb.slider("Phase 3 success uplift", 0.0, 0.5, step=0.01, key="biomarker_selection_size",
+              disabled=not ss.biomarker_selection_on)
+    sb.checkbox("AI-driven recruitment", key="ai_recruitment_on")
+    sb.slider("Trial duration reduction", 0.0, 0.6, step=0.01, key="ai_recruitment_size",
+              disabled=not ss.ai_recruitment_on)
+    sb.checkbox("Quality by Design (QbD)", key="qbd_on")
+    sb.slider("Batch failure reduction", 0.0, 1.0, step=0.05, key="qbd_size", disabled=not ss.qbd_on)
+    return paths, seed
+
+
+def term_sliders(name: str) -> None:
+    base = ss.structures[name]
+    params = term_parameters(base)
+    with st.expander(f"Terms of **{name}**", expanded=True):
+        if not params:
+            st.info("This structure has no adjustable terms.")
+            return
+        cols = st.columns(3)
+        for i, p in enumerate(params):
+            current = float(ss.edits[name].get(p.path, p.value))
+            key = f"term::{name}::{p.path}"
+            with cols[i % 3]:
+                if p.percent:
+                    shown = st.slider(p.label, 100 * p.low, 100 * p.high, 100 * current, 100 * p.step,
+                                      format="%.1f%%", key=key)
+                    value = shown / 100.0
+                else:
+                    value = st.slider(p.label, p.low, p.high, current, p.step, format="%.0f", key=key)
+            if abs(value - p.value) > 1e-12:
+                ss.edits[name][p.path] = value
+            else:
+                ss.edits[name].pop(p.path, None)
+        if ss.edits[name] and st.button("Reset these terms", key=f"reset::{name}"):
+            ss.edits[name] = {}
+            for p in params:
+                ss.pop(f"term::{name}::{p.path}", None)
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def money(x: float) -> str:
+    return f"{x:,.1f}"
 
 
 def main() -> None:
-    st.set_page_config(page_title="dealmodel", layout="wide")
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_DEAL
+    st.set_page_config(page_title="dealmodel — deal structures", page_icon="📈", layout="wide")
+    init_state()
+    paths, seed = sidebar()
     st.title("dealmodel")
+    st.caption("What each sponsor–CDMO deal structure is worth to each side, and how risky it is. "
+               "Common simulated futures for every structure.")
+    if ss.upload_error:
+        source, problems = ss.upload_error
+        st.error(f"Could not use **{source}** (the app keeps working with the last good deals):\n\n"
+                 + "\n".join(f"- `{p}`" for p in problems))
+    name = ss.selected
+    header = st.container()
+    term_sliders(name)
+
+    started = time.perf_counter()
     try:
-        deal = dm.load_deal(path)
-    except dm.DealError as exc:
-        st.error("\n\n".join([f"Cannot read {exc.source}:", *exc.problems]))
+        deals = {n: edited(n) for n in ss.structures}
+    except ParameterError as exc:
+        st.error(str(exc))
         return
-    st.subheader(deal.name)
-    st.caption(f"Money in {deal.currency} millions · {len(deal.candidates)} candidates · {len(deal.terms)} terms")
-    summary, payments, headline = _value(deal.model_dump_json(by_alias=True), 20_000, 0)
-    st.metric("Headline deal value to the partner", f"{headline:,.0f}")
-    st.dataframe(summary.style.format("{:,.3f}"), use_container_width=True)
-    st.write("Expected PV of payments to the partner, by term kind")
-    st.dataframe(payments, use_container_width=True)
+    jsons = {n: d.model_dump_json(by_alias=True) for n, d in deals.items()}
+    results = {n: simulate_cached(js, paths, seed) for n, js in jsons.items()}
+    baseline = next(iter(results))
+    comparison = compare_results(results, baseline=baseline)
+    result = results[name]
+    row = comparison.table.loc[name]
+    currency = result.deal.currency
+
+    header.subheader(name)
+    header.caption(f"Money in {currency} millions · {paths:,} paths, seed {seed} · differences against "
+                   f"**{baseline}** · computed in {time.perf_counter() - started:.2f} s")
+    m = header.columns(5)
+    m[0].metric("Headline deal value", money(result.headline_value),
+                help="Fixed payments to the partner if every candidate succeeds (biobucks).")
+    m[1].metric("Partner expected NPV", money(row["partner_expected_npv"]),
+                delta=None if name == baseline else f"{row['partner_diff']:+,.1f} vs baseline")
+    m[2].metric("Sponsor expected NPV", money(row["sponsor_expected_npv"]),
+                delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} vs baseline")
+    m[3].metric("Partner probability of loss", f"{row['partner_prob_loss']:.1%}")
+    m[4].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
+                help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
+
+    tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
+                    "Compare & solve"])
+    with tabs[0]:
+        st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
+        payments = pd.Series(result.payments_by_kind(), name="expected PV to partner").rename_axis("term kind")
+        st.dataframe(payments.to_frame().style.format("{:,.1f}"))
+    with tabs[1]:
+        party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
+        left, right = st.columns(2)
+        left.altair_chart(charts.distribution_chart(views.distribution_frame(comparison, party),
+                                                    views.markers_frame(comparison, party), party),
+                          width="stretch")
+        right.altair_chart(charts.exceedance_chart(views.exceedance_frame(comparison, party), party),
+                           width="stretch")
+    with tabs[2]:
+        downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
+                            format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
+        st.altair_chart(charts.risk_return_chart(views.risk_return_frame(comparison), downside),
+                        width="stretch")
+    with tabs[3]:
+        party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
+        st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
+    with tabs[4]:
+        sensitivity(jsons[name], seed)
+    with tabs[5]:
+        compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed)
+
+
+def sensitivity(deal_json: str, seed: int) -> None:
+    party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="tornado_party")
+    st.caption(f"Each input at its low and high (a distribution's P10/P90, a fixed number ±20%), on "
+               f"{SENSITIVITY_PATHS:,} common paths.")
+    key = ("tornado", deal_json, party, seed)
+    if st.button("Run the sensitivity", key="run_tornado"):
+        ss.tornado_key = key
+    if ss.get("tornado_key") == key:
+        table = tornado_cached(deal_json, party, SENSITIVITY_PATHS, seed)
+        st.altair_chart(charts.tornado_chart(table, party), width="stretch")
+        shown = table[["label", "low", "high", "value_low", "value_high", "swing"]].rename(columns={
+            "label": "input", "low": "low value(s)", "high": "high value(s)", "value_low": f"{party} eNPV at low",
+            "value_high": f"{party} eNPV at high"})
+        st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns[3:]}), hide_index=True, width="stretch")
+
+
+def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> None:
+    t = comparison.table
+    shown = pd.DataFrame({
+        "headline": t["headline_value"],
+        "sponsor eNPV": t["sponsor_expected_npv"],
+        "partner eNPV": t["partner_expected_npv"],
+        "partner P5": t["partner_p5"],
+        "partner P(loss)": t["partner_prob_loss"],
+        "partner risk share": t["partner_risk_share"],
+        "partner Δ": t["partner_diff"],
+        "± (2 se)": 2 * t["partner_diff_se"],
+        "joint gain": t["joint_gain"],
+        "± (2 se) ": 2 * t["joint_gain_se"],
+        "paired": t["paired"],
+    })
+    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns if c not in ("paired",
+                 "partner P(loss)", "partner risk share")} | {"partner P(loss)": "{:.1%}",
+                 "partner risk share": "{:.2f}"}), width="stretch")
+    st.caption("Δ and joint gain (sponsor's change + partner's change) are against the baseline, paired on "
+               "common paths; ± is two standard errors.")
+    c1, c2, _ = st.columns([1, 1, 2])
+    pairs = tuple(jsons.items())
+    c1.download_button("Download the comparison (Excel)", lambda: workbook_bytes(pairs, baseline, paths, seed),
+                       file_name="dealmodel-comparison.xlsx", key="dl_xlsx",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    c2.download_button("Download the comparison (CSV)", t.to_csv().encode(), file_name="dealmodel-comparison.csv",
+                       mime="text/csv", key="dl_csv")
+    st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
+                               file_name=f"{name}.yaml", mime="application/x-yaml", key="dl_deal")
+
+    st.markdown("#### Fair terms")
+    royalty = next((i for i, term in enumerate(deals[name].terms) if term.kind == "royalty"), None)
+    if royalty is None or name == baseline:
+        st.info(f"Pick a structure with a royalty (e.g. the revenue share) to find the royalty rate at which the "
+                f"partner is indifferent to **{baseline}**.")
+        return
+    parameter = f"terms[{royalty}].tiers[0].rate"
+    if st.button(f"Find the royalty rate at which the partner is indifferent to {baseline}", key="solve"):
+        ss.solve_key = (jsons[name], parameter, jsons[baseline], paths, seed)
+    if ss.get("solve_key") == (jsons[name], parameter, jsons[baseline], paths, seed):
+        answer = solve_cached(jsons[name], parameter, jsons[baseline], paths, seed)
+        if "error" in answer:
+            st.warning(answer["error"])
+        else:
+            st.success(f"A first-tier royalty of **{answer['value']:.2%}** gives the partner an expected NPV of "
+                       f"{answer['achieved']:,.1f}, the same as under {baseline} "
+                       f"(± {answer['standard_error']:,.1f} Monte Carlo standard error).")
 
 
 main()

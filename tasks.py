@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -46,8 +47,29 @@ def run() -> None:
     _run(PYTHON, "-m", "streamlit", "run", "app.py", "--", REFERENCE_DEAL)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_browser() -> None:
+    """Debian's Chromium for the real-browser app test (Playwright never downloads a browser here)."""
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        print("note: no apt-get; install Chromium at /usr/bin/chromium for the browser test", flush=True)
+        return
+    prefix = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if prefix is None:
+        print("note: not root and no sudo; install Debian's chromium for the browser test", flush=True)
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*prefix, apt, "-qq", "update"], check=True, env=env)
+    subprocess.run([*prefix, apt, "-qq", "install", "-y", "--no-install-recommends", "chromium"], check=True, env=env)
+
+
 def test() -> None:
     ensure_venv()
+    ensure_browser()
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "pytest", *sys.argv[2:])
 

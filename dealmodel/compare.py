@@ -55,11 +55,12 @@ class Comparison:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
-    def npv_histogram(self, party: str = "partner", bins: int = 40) -> pd.DataFrame:
-        """Share of paths per NPV bin for each variant (common bins), for distribution charts."""
+    def npv_histogram(self, party: str = "partner", bins: int = 60, tail: float = 0.005) -> pd.DataFrame:
+        """Share of paths per NPV bin for each variant, on common bins spanning every variant's
+        ``tail`` to ``1 - tail`` quantiles (paths beyond fall in the end bins)."""
         values = {name: r.npv[party] for name, r in self.results.items()}
-        lo = min(float(np.quantile(v, 0.001)) for v in values.values())
-        hi = max(float(np.quantile(v, 0.999)) for v in values.values())
+        lo = min(float(np.quantile(v, tail)) for v in values.values())
+        hi = max(float(np.quantile(v, 1 - tail)) for v in values.values())
         if hi <= lo:
             hi = lo + 1.0
         edges = np.linspace(lo, hi, bins + 1)
@@ -68,6 +69,12 @@ class Comparison:
             counts, _ = np.histogram(np.clip(v, lo, hi), bins=edges)
             table[name] = counts / v.size
         return table
+
+
+def exceedance(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Share of paths whose value is above each grid point: the exceedance curve P(X > x)."""
+    ordered = np.sort(values)
+    return 1.0 - np.searchsorted(ordered, grid, side="right") / ordered.size
 
 
 def _label(deal: Deal, taken: set[str]) -> str:
@@ -122,9 +129,22 @@ def compare(
         results[name] = simulate(deal, paths=paths, seed=seed)
         if progress is not None:
             progress(i + 1, len(labelled))
+    return compare_results(results, baseline=base, sources=sources)
 
+
+def compare_results(
+    results: Mapping[str, SimulationResult], baseline: str | None = None, sources: Mapping[str, str] | None = None
+) -> Comparison:
+    """The comparison of results already simulated (with one seed and path count, to be paired)."""
+    names = list(results)
+    base = names[0] if baseline is None else baseline
+    if base not in results:
+        raise ValueError(f"baseline {base!r} is not one of the variants: {', '.join(names)}")
+    first = results[names[0]]
+    if any(r.paths != first.paths or r.seed != first.seed for r in results.values()):
+        raise ValueError("results to compare need the same number of paths and the same seed")
     base_result = results[base]
-    base_key = program_key(labelled[base])
+    base_key = program_key(base_result.deal)
     rows = []
     for name, result in results.items():
         summary = result.summary()
@@ -133,7 +153,7 @@ def compare(
             for m in COMPARE_METRICS:
                 row[f"{party}_{m}"] = float(summary.loc[party, m])
         row["headline_value"] = result.headline_value
-        paired = program_key(labelled[name]) == base_key
+        paired = program_key(result.deal) == base_key
         row["paired"] = paired
         for party in ("sponsor", "partner", "program"):
             mean, se = _difference(result.npv[party], base_result.npv[party], paired)
@@ -144,7 +164,7 @@ def compare(
         row["joint_gain"], row["joint_gain_se"] = _difference(joint, joint_base, paired)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("variant")
-    return Comparison(table=table, results=results, baseline=base, paths=paths, seed=seed,
+    return Comparison(table=table, results=dict(results), baseline=base, paths=first.paths, seed=first.seed,
                       sources=dict(sources or {}))
 
 

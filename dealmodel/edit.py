@@ -12,6 +12,7 @@ kinds of pseudo-parameter move several numbers at once:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from dealmodel.distributions import Fixed, _Dist
@@ -163,3 +164,73 @@ def scale_value(deal: Deal, path: str, factor: float) -> Deal:
         node, last = _walk(data, parse_path(p), p)
         changes[p] = _scaled_number(node[last], factor)
     return set_values(deal, changes)
+
+
+def scale_all(deal: Deal, field: str, factor: float, upper: float | None = None) -> Deal:
+    """Scale a program input on every candidate that has it, keeping values at most ``upper``.
+
+    ``field`` is relative to a candidate (``commercial.peak_sales``, ``phases.phase3.success_probability``);
+    a distribution has every location parameter scaled (then clipped at ``upper``).
+    """
+    data = _data(deal)
+    changes = {}
+    for p in _all_paths(deal, field):
+        node, last = _walk(data, parse_path(p), p)
+        value = _scaled_number(node[last], factor)
+        if upper is not None:
+            value = _clip(value, upper)
+        changes[p] = value
+    return set_values(deal, changes)
+
+
+def _clip(value: Any, upper: float) -> Any:
+    if not isinstance(value, dict):
+        return min(value, upper)
+    out = dict(value)
+    for key in ("low", "mode", "high", "median"):
+        if key in out:
+            out[key] = min(out[key], upper)
+    if out.get("dist") in ("triangular", "pert", "uniform") and out["low"] >= out["high"]:
+        return out["high"]  # collapsed onto the bound: a fixed number
+    return out
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A negotiable number of a deal's terms, with a sensible range for a slider."""
+
+    path: str
+    label: str
+    value: float
+    low: float
+    high: float
+    step: float
+    percent: bool
+
+
+def term_parameters(deal: Deal) -> list[Parameter]:
+    """Every tunable number in the deal's terms: fee markups and shares, amounts, royalty rates."""
+    out: list[Parameter] = []
+    for t, term in enumerate(deal.terms):
+        name = term.label or term.kind.replace("_", " ")
+        if term.kind == "royalty":
+            for i, tier in enumerate(term.tiers):
+                above = f" above {tier.above:,.0f}" if tier.above else ""
+                out.append(Parameter(f"terms[{t}].tiers[{i}].rate", f"{name}: rate{above}", tier.rate, 0.0,
+                                     max(0.3, round(2 * tier.rate, 2)), 0.005, True))
+            continue
+        for field, low, high, step, percent in (
+            ("markup", -0.5, 1.0, 0.01, True),
+            ("at_risk_fraction", 0.0, 1.0, 0.05, True),
+            ("success_premium", 0.0, 2.0, 0.05, True),
+            ("amount", 0.0, None, 1.0, False),
+            ("cost_fraction", 0.0, 1.0, 0.05, True),
+            ("profit_fraction", 0.0, 1.0, 0.05, True),
+        ):
+            if field not in type(term).model_fields:
+                continue
+            value = float(getattr(term, field))
+            top = high if high is not None else float(max(50.0, round(3 * value, -1)))
+            out.append(Parameter(f"terms[{t}].{field}", f"{name}: {field.replace('_', ' ')}", value,
+                                 min(low, value), max(top, value), step, percent))
+    return out

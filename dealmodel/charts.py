@@ -1,0 +1,113 @@
+"""Altair charts of the frames in :mod:`dealmodel.views` (and of a tornado table).
+
+Each function takes a small DataFrame and returns an ``alt.Chart``; nothing here simulates.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+MONEY = ",.0f"
+_PALETTE = ["#1f4e79", "#c55a11", "#548235", "#7f3f98", "#bf9000", "#2e75b6", "#a50021"]
+
+
+def _variant_color() -> alt.Color:
+    """One colour per structure, the legend above the chart."""
+    return alt.Color("variant:N", scale=alt.Scale(range=_PALETTE),
+                     legend=alt.Legend(orient="top", columns=2, title=None, labelLimit=320))
+
+
+def _money_axis(title: str) -> alt.Axis:
+    return alt.Axis(title=title, format=MONEY)
+
+
+def bridge_chart(frame: pd.DataFrame, currency: str = "USD") -> alt.LayerChart:
+    """Waterfall from the headline value to the partner's expected NPV."""
+    order = list(frame.sort_values("order")["label"])
+    base = alt.Chart(frame).encode(x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=0,
+                                                                                          labelLimit=140)))
+    bars = base.mark_bar(size=46).encode(
+        y=alt.Y("start:Q", axis=_money_axis(f"{currency} millions")),
+        y2="end:Q",
+        color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "up", "down"],
+                                                  range=["#1f4e79", "#548235", "#c00000"]), legend=None),
+        tooltip=["label:N", alt.Tooltip("amount:Q", format=",.1f")],
+    )
+    text = base.mark_text(dy=-8, fontWeight="bold").encode(
+        y=alt.Y("max_end:Q"), text=alt.Text("amount:Q", format=",.0f"),
+    ).transform_calculate(max_end="max(datum.start, datum.end)")
+    return (bars + text).properties(height=340, title="Partner: headline value to risk-adjusted NPV")
+
+
+def distribution_chart(dist: pd.DataFrame, markers: pd.DataFrame, party: str) -> alt.LayerChart:
+    """Each variant's NPV histogram (share of paths), overlaid, with P5 / mean / P95 rules."""
+    color = _variant_color()
+    area = alt.Chart(dist).mark_area(opacity=0.25, interpolate="step").encode(
+        x=alt.X("npv_mid:Q", axis=_money_axis(f"{party} NPV (millions)")),
+        y=alt.Y("share:Q", stack=None, axis=alt.Axis(title="share of paths", format="%")),
+        color=color,
+    )
+    line = alt.Chart(dist).mark_line(interpolate="step").encode(x="npv_mid:Q", y="share:Q", color=color)
+    rules = alt.Chart(markers).mark_rule(strokeDash=[4, 3]).encode(
+        x="value:Q", color=color, tooltip=["variant:N", "stat:N", alt.Tooltip("value:Q", format=",.1f")],
+    )
+    return (area + line + rules).properties(height=340, title=f"{party.capitalize()} NPV distribution "
+                                                                "(dashed: P5, mean, P95)")
+
+
+def exceedance_chart(frame: pd.DataFrame, party: str) -> alt.Chart:
+    """P(NPV > x) for each variant."""
+    return alt.Chart(frame).mark_line().encode(
+        x=alt.X("npv:Q", axis=_money_axis(f"{party} NPV (millions)")),
+        y=alt.Y("prob_above:Q", axis=alt.Axis(title="probability NPV is above", format="%")),
+        color=_variant_color(),
+        tooltip=["variant:N", alt.Tooltip("npv:Q", format=",.1f"), alt.Tooltip("prob_above:Q", format=".1%")],
+    ).properties(height=340, title=f"{party.capitalize()}: probability the NPV exceeds x")
+
+
+def risk_return_chart(frame: pd.DataFrame, downside: str = "p5") -> alt.Chart:
+    """Expected NPV against the downside measure, per structure and party."""
+    title = "P5 of NPV" if downside == "p5" else "expected shortfall (worst 5%)"
+    return alt.Chart(frame).mark_point(size=160, filled=True).encode(
+        x=alt.X(f"{downside}:Q", axis=_money_axis(f"downside: {title} (millions)")),
+        y=alt.Y("expected_npv:Q", axis=_money_axis("expected NPV (millions)")),
+        color=_variant_color(),
+        shape=alt.Shape("party:N", legend=alt.Legend(orient="right")),
+        tooltip=["variant:N", "party:N", alt.Tooltip("expected_npv:Q", format=",.1f"),
+                 alt.Tooltip(f"{downside}:Q", format=",.1f"), alt.Tooltip("prob_loss:Q", format=".1%")],
+    ).properties(height=320, title="Risk and return by structure")
+
+
+def fan_chart(frame: pd.DataFrame, party: str) -> alt.LayerChart:
+    """Expected cash flow per year with its P10-P90 band."""
+    band = alt.Chart(frame).mark_area(opacity=0.3, color="#2e75b6").encode(
+        x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y("p10:Q", axis=_money_axis("cash flow (millions)")),
+        y2="p90:Q",
+        tooltip=["year:O", alt.Tooltip("p10:Q", format=",.1f"), alt.Tooltip("mean:Q", format=",.1f"),
+                 alt.Tooltip("p90:Q", format=",.1f")],
+    )
+    mean = alt.Chart(frame).mark_line(color="#1f4e79", point=True).encode(x="year:O", y="mean:Q")
+    return (band + mean).properties(height=300, title=f"{party.capitalize()} cash flow per year: mean and "
+                                                      "P10-P90 band")
+
+
+def tornado_chart(table: pd.DataFrame, party: str, top: int = 15) -> alt.LayerChart:
+    """Bars from the base value to the value at each input's low and high, largest swing on top."""
+    data = table.head(top).copy()
+    order = list(data["label"])
+    long = pd.concat([
+        data.assign(end=data["value_low"], side="at low"),
+        data.assign(end=data["value_high"], side="at high"),
+    ])
+    bars = alt.Chart(long).mark_bar().encode(
+        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
+        x=alt.X("base:Q", scale=alt.Scale(zero=False), axis=_money_axis(f"{party} expected NPV (millions)")),
+        x2="end:Q",
+        color=alt.Color("side:N", scale=alt.Scale(domain=["at low", "at high"], range=["#c55a11", "#1f4e79"]),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["label:N", "side:N", "low:N", "high:N", alt.Tooltip("end:Q", format=",.1f")],
+    )
+    rule = alt.Chart(data.head(1)).mark_rule(color="black").encode(x="base:Q")
+    return (bars + rule).properties(height=max(220, 30 * len(data)), title="What moves the value most")

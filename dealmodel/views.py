@@ -1,0 +1,100 @@
+"""Pre-aggregated tables for charts: small frames built from results, never raw path arrays.
+
+The app, notebooks and exports draw from these; :mod:`dealmodel.charts` turns them into
+Altair charts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dealmodel.compare import Comparison, exceedance
+from dealmodel.result import SimulationResult
+
+FIXED_KINDS = ("service_fees", "upfront", "milestone")
+_KIND_LABELS = {
+    "royalty": "Royalties",
+    "supply": "Supply margin revenue",
+    "cost_share": "Cost / profit share",
+}
+
+
+def bridge_frame(result: SimulationResult) -> pd.DataFrame:
+    """From the partner's headline value to its risk-adjusted NPV, step by step.
+
+    Headline (fixed payments if everything succeeds) -> less risk and timing (what those fixed
+    payments are expected to be worth today) -> plus sales-linked payments (royalties, supply,
+    profit share, each at its expected PV) -> less the partner's own costs -> the partner's
+    expected NPV. Columns: ``order``, ``label``, ``start``, ``end``, ``amount``, ``kind``
+    (``total``, ``up`` or ``down``).
+    """
+    by_kind = result.payments_by_kind()
+    fixed = sum(v for k, v in by_kind.items() if k in FIXED_KINDS)
+    steps: list[tuple[str, float, str]] = [("Headline value", result.headline_value, "total")]
+    steps.append(("Risk and timing", fixed - result.headline_value, "change"))
+    for kind, label in _KIND_LABELS.items():
+        if kind in by_kind:
+            steps.append((label, by_kind[kind], "change"))
+    partner_npv = float(result.npv["partner"].mean())
+    own_costs = partner_npv - sum(by_kind.values())
+    steps.append(("Partner's own costs", own_costs, "change"))
+    rows, level = [], 0.0
+    for i, (label, amount, kind) in enumerate(steps):
+        if kind == "total":
+            rows.append((i, label, 0.0, amount, amount, "total"))
+            level = amount
+        else:
+            rows.append((i, label, level, level + amount, amount, "up" if amount >= 0 else "down"))
+            level += amount
+    rows.append((len(steps), "Partner eNPV", 0.0, partner_npv, partner_npv, "total"))
+    return pd.DataFrame(rows, columns=["order", "label", "start", "end", "amount", "kind"])
+
+
+def distribution_frame(comparison: Comparison, party: str, bins: int = 60) -> pd.DataFrame:
+    """Long table variant / npv_mid / share: each variant's NPV histogram on common bins."""
+    hist = comparison.npv_histogram(party, bins=bins)
+    return hist.melt(id_vars=["npv_low", "npv_high", "npv_mid"], var_name="variant", value_name="share")
+
+
+def exceedance_frame(comparison: Comparison, party: str, points: int = 120) -> pd.DataFrame:
+    """Long table variant / npv / prob_above: P(NPV > x) on a common grid."""
+    values = {name: r.npv[party] for name, r in comparison.results.items()}
+    lo = min(float(np.quantile(v, 0.005)) for v in values.values())
+    hi = max(float(np.quantile(v, 0.995)) for v in values.values())
+    grid = np.linspace(lo, hi if hi > lo else lo + 1.0, points)
+    frames = [pd.DataFrame({"variant": name, "npv": grid, "prob_above": exceedance(v, grid)})
+              for name, v in values.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def markers_frame(comparison: Comparison, party: str) -> pd.DataFrame:
+    """P5, mean and P95 of each variant's NPV for one party (for rules on distribution charts)."""
+    rows = []
+    for name in comparison.results:
+        row = comparison.table.loc[name]
+        for stat, column in (("P5", "p5"), ("mean", "expected_npv"), ("P95", "p95")):
+            rows.append({"variant": name, "stat": stat, "value": float(row[f"{party}_{column}"])})
+    return pd.DataFrame(rows)
+
+
+def risk_return_frame(comparison: Comparison) -> pd.DataFrame:
+    """Expected NPV against downside (P5, expected shortfall) per variant and party."""
+    rows = []
+    for name, row in comparison.table.iterrows():
+        for party in ("sponsor", "partner"):
+            rows.append({
+                "variant": name,
+                "party": party,
+                "expected_npv": float(row[f"{party}_expected_npv"]),
+                "p5": float(row[f"{party}_p5"]),
+                "expected_shortfall_5": float(row[f"{party}_expected_shortfall_5"]),
+                "prob_loss": float(row[f"{party}_prob_loss"]),
+            })
+    return pd.DataFrame(rows)
+
+
+def fan_frame(result: SimulationResult, party: str) -> pd.DataFrame:
+    """Expected cash flow per year with the P10-P90 band, for one party."""
+    table = result.per_year()
+    return table[table["party"] == party].reset_index(drop=True)

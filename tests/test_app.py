@@ -1,0 +1,142 @@
+"""The Streamlit app, driven headlessly through streamlit.testing.v1.AppTest."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REFERENCE, ROOT, SAMPLES
+
+APP = str(ROOT / "app.py")
+ALL_SAMPLES = sorted(SAMPLES.glob("*.yaml"))
+REV = "Reference program — revenue share"
+
+
+def _app(monkeypatch, *args: str) -> AppTest:
+    monkeypatch.setattr(sys, "argv", ["app.py", *args])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> float:
+    (m,) = [m for m in at.metric if m.label == label]
+    return float(m.value.replace(",", "").rstrip("%"))
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def _chart_rows(at: AppTest) -> list[int]:
+    rows = []
+    for c in at.get("vega_lite_chart"):
+        for ds in c.proto.datasets:
+            rows.append(pa.ipc.open_stream(io.BytesIO(ds.data.data)).read_all().num_rows)
+    return rows
+
+
+@pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: p.stem)
+def test_app_runs_on_every_sample_deal(monkeypatch, path):
+    at = _app(monkeypatch, str(path))
+    assert not at.error
+    assert _metric(at, "Headline deal value") > 0
+    assert len(at.get("vega_lite_chart")) == 5
+
+
+def test_every_structure_can_be_selected(monkeypatch):
+    at = _app(monkeypatch)
+    for option in at.selectbox(key="selected").options:
+        at.selectbox(key="selected").set_value(option).run()
+        assert not at.exception, option
+        assert option in [s.value for s in at.main.get("subheader")]
+
+
+def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    before = _metric(at, "Partner expected NPV")
+    sponsor_before = _metric(at, "Sponsor expected NPV")
+    slider = at.slider(key=f"term::{REV}::terms[1].tiers[0].rate")
+    assert slider.value == pytest.approx(6.0)  # shown in percent
+    slider.set_value(9.0).run()
+    assert not at.exception
+    assert _metric(at, "Partner expected NPV") > before
+    assert _metric(at, "Sponsor expected NPV") < sponsor_before
+    # the edit is kept in the downloadable deal
+    deal_yaml = at.sidebar.get("download_button")[0].proto
+    assert deal_yaml is not None
+
+
+def test_program_assumptions_move_every_structure(monkeypatch):
+    at = _app(monkeypatch)
+    before = _metric(at, "Sponsor expected NPV")
+    at.slider(key="peak_scale").set_value(2.0).run()
+    assert _metric(at, "Sponsor expected NPV") > before
+
+
+def test_a_malformed_upload_shows_an_error_and_the_app_keeps_working(monkeypatch):
+    at = _app(monkeypatch)
+    selected = at.selectbox(key="selected").value
+    bad = b"name: broken\nparties: {sponsor: {name: S, discount_rate: 2}}\ncandidates: []\n"
+    at.file_uploader(key="upload").set_value(("broken.yaml", bad, "application/x-yaml")).run()
+    assert not at.exception
+    (error,) = at.error
+    assert "broken.yaml" in error.value
+    assert "candidates: must not be empty" in error.value
+    assert "parties.partner: required field is missing" in error.value
+    assert at.selectbox(key="selected").value == selected
+    assert _metric(at, "Headline deal value") > 0
+
+
+def test_invalid_yaml_and_oversized_uploads_are_refused(monkeypatch):
+    at = _app(monkeypatch)
+    at.file_uploader(key="upload").set_value(("x.yaml", b"name: [unclosed\n", "application/x-yaml")).run()
+    assert "invalid YAML" in at.error[0].value
+    at.file_uploader(key="upload").set_value(("big.yaml", b"#" * 1_100_000, "application/x-yaml")).run()
+    assert "limited to 1 MB" in at.error[0].value
+    assert not at.exception
+
+
+def test_a_good_upload_becomes_a_structure(monkeypatch):
+    at = _app(monkeypatch)
+    data = (SAMPLES / "single_candidate.yaml").read_bytes()
+    at.file_uploader(key="upload").set_value(("mine.yaml", data, "application/x-yaml")).run()
+    assert not at.error and not at.exception
+    assert at.selectbox(key="selected").value == "Single candidate — phase 2 antibody"
+    assert "Single candidate — phase 2 antibody" in at.selectbox(key="selected").options
+
+
+def test_chart_specs_use_pre_aggregated_fields(monkeypatch):
+    at = _app(monkeypatch)
+    specs = json.dumps(_charts(at))
+    for field in ("start", "end", "npv_mid", "share", "prob_above", "expected_npv", "p5", "p10", "p90", "mean"):
+        assert f'"field": "{field}"' in specs, field
+    assert max(_chart_rows(at)) < 500  # small frames, never the 20,000 paths
+
+
+def test_the_solver_answers_in_one_click(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    (button,) = [b for b in at.button if b.key == "solve"]
+    button.click().run()
+    assert not at.exception
+    (answer,) = at.success
+    assert "royalty of" in answer.value and "Reference program — fee-for-service" in answer.value
+
+
+def test_the_sensitivity_runs_on_request(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["milestone"]))
+    before = len(at.get("vega_lite_chart"))
+    (button,) = [b for b in at.button if b.key == "run_tornado"]
+    button.click().run()
+    assert not at.exception
+    specs = _charts(at)
+    assert len(specs) == before + 1
+    tornado = [s for s in specs if '"field": "side"' in json.dumps(s)]
+    assert len(tornado) == 1
+    assert '"field": "base"' in json.dumps(tornado[0])

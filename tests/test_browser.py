@@ -1,0 +1,122 @@
+"""A real browser against `streamlit run app.py`: move a slider, see the metric change, keep a screenshot.
+
+Uses Debian's Chromium (/usr/bin/chromium, installed by `python3 tasks.py test`) driven by Playwright;
+no browser is downloaded. The server listens on a free loopback port only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.conftest import REFERENCE, ROOT
+
+CHROMIUM = Path(os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "artifacts"
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: `python3 tasks.py test` installs it", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is not installed (python3 tasks.py test installs it)", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+         "--", str(REFERENCE["revenue_share"])],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=60_000)
+
+
+def _metric(page, label: str) -> float:
+    value = page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue").inner_text()
+    return float(re.sub(r"[^0-9.\-−]", "", value).replace("−", "-"))
+
+
+def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1300})
+            page.goto(server, wait_until="domcontentloaded")
+            _wait_idle(page)
+            before = _metric(page, "Partner expected NPV")
+            slider = page.get_by_test_id("stSlider").filter(has_text="Tiered revenue share: rate above").get_by_role(
+                "slider")
+            slider.focus()
+            for _ in range(6):
+                slider.press("ArrowRight")
+            page.wait_for_timeout(500)
+            _wait_idle(page)
+            expect(page.get_by_test_id("stMetric").filter(has_text="Partner expected NPV")
+                   .get_by_test_id("stMetricValue")).not_to_have_text(f"{before:,.1f}", timeout=30_000)
+            _wait_idle(page)
+            after = _metric(page, "Partner expected NPV")
+            assert after > before
+            page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+            # the comparison workbook downloads, built on click, and opens with the edited numbers
+            page.get_by_role("tab", name="Compare & solve").click()
+            with page.expect_download(timeout=60_000) as info:
+                page.get_by_role("button", name="Download the comparison (Excel)").click()
+            saved = ARTIFACTS / "comparison.xlsx"
+            info.value.save_as(saved)
+            wb = openpyxl.load_workbook(saved)
+            assert wb.sheetnames[0] == "Comparison"
+            rows = {r[0].value: r for r in wb["Comparison"].iter_rows(min_row=3)}
+            header = [c.value for c in wb["Comparison"][2]]
+            partner = rows["Reference program — revenue share"][header.index("partner_expected_npv")].value
+            assert f"{partner:,.1f}" == f"{after:,.1f}"
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "app.png").stat().st_size > 50_000
