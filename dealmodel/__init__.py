@@ -11,6 +11,7 @@ Money is in millions of the deal currency throughout.
 """
 
 from dealmodel._version import __version__
+from dealmodel.batch import sweep, value_many
 from dealmodel.compare import Comparison, compare
 from dealmodel.edit import get_value, set_value
 from dealmodel.engine import simulate
@@ -52,5 +53,7 @@ __all__ = [
     "set_value",
     "simulate",
     "solve",
+    "sweep",
     "tornado",
+    "value_many",
 ]

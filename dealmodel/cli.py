@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dealmodel._version import __version__
 from dealmodel.engine import simulate
@@ -262,6 +263,53 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from dealmodel import batch
+    from dealmodel.export import write_table
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".xlsx", ".parquet", ".json"):
+        raise ValueError(f"--out must end in .csv, .xlsx, .parquet or .json (got {out.name!r})")
+    files = batch.expand_files(args.inputs)
+    if not files:
+        raise ValueError("no deal files found in " + ", ".join(args.inputs))
+    items = batch.deal_items(files)
+    if args.grid:
+        grid = batch.read_grid(args.grid)
+        items = [point for item in items for point in (
+            batch.grid_items(item.deal, grid, item.source) if item.deal is not None else [item])]
+    partial = out.with_name(out.name + ".partial.jsonl")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    update, close = _progress(_show(args), "task")
+    with partial.open("w", encoding="utf-8") as stream:
+        def on_row(row: dict) -> None:  # every finished row is on disk at once: nothing is lost
+            stream.write(json.dumps(row, default=str) + "\n")
+            stream.flush()
+
+        try:
+            table = batch.value_items(items, paths=args.paths, seed=args.seed, n_jobs=args.workers,
+                                      backend=args.backend, scheduler=args.scheduler, progress=update, on_row=on_row)
+        except KeyboardInterrupt:
+            close()
+            print(f"dealmodel: interrupted; the rows finished so far are in {partial}", file=sys.stderr)
+            return 130
+        finally:
+            close()
+    meta = {"paths": args.paths, "seed": args.seed, "workers": args.workers, "backend": args.backend or "",
+            "grid": args.grid or "", "inputs": ", ".join(files), "dealmodel_version": __version__}
+    write_table(table, out, sheet="Batch", meta=meta)
+    partial.unlink(missing_ok=True)
+    failed = table[table["error"].notna()] if "error" in table else table.iloc[0:0]
+    if args.json:
+        print(json.dumps({"out": str(out), "rows": len(table), "failed": list(failed.index)}, indent=2))
+    else:
+        print(f"valued {len(table) - len(failed)} of {len(table)} items on {args.paths:,} paths, seed {args.seed}; "
+              f"wrote {out}")
+    for label, row in failed.iterrows():
+        print(f"{label}: {row['error']}", file=sys.stderr)
+    return EXIT_USAGE if len(failed) else EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -313,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--high", type=float, help="highest value to search")
     _run_options(p, default_paths=20_000)
     p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("batch", help="value many deals, or a grid of terms, in parallel")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--grid", metavar="GRID.yaml", help="sweep each deal over {parameter path: [values]}")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes or Dask workers")
+    p.add_argument("--backend", choices=["joblib", "dask"], help="default: joblib with --workers > 1")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (implies --backend dask)")
+    p.add_argument("--out", required=True, metavar="PATH", help="results: .csv, .xlsx, .parquet or .json")
+    _run_options(p, default_paths=100_000)
+    p.set_defaults(func=cmd_batch)
     return parser
 
 

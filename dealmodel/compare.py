@@ -145,27 +145,36 @@ def compare_results(
         raise ValueError("results to compare need the same number of paths and the same seed")
     base_result = results[base]
     base_key = program_key(base_result.deal)
-    rows = []
-    for name, result in results.items():
-        summary = result.summary()
-        row: dict[str, object] = {"variant": name}
-        for party in PARTIES:
-            for m in COMPARE_METRICS:
-                row[f"{party}_{m}"] = float(summary.loc[party, m])
-        row["headline_value"] = result.headline_value
-        paired = program_key(result.deal) == base_key
-        row["paired"] = paired
-        for party in ("sponsor", "partner", "program"):
-            mean, se = _difference(result.npv[party], base_result.npv[party], paired)
-            row[f"{party}_diff"] = mean
-            row[f"{party}_diff_se"] = se
-        joint = result.npv["sponsor"] + result.npv["partner"]
-        joint_base = base_result.npv["sponsor"] + base_result.npv["partner"]
-        row["joint_gain"], row["joint_gain_se"] = _difference(joint, joint_base, paired)
-        rows.append(row)
+    rows = [
+        comparison_row(name, r.summary(), r.headline_value, r.npv, base_result.npv, program_key(r.deal) == base_key)
+        for name, r in results.items()
+    ]
     table = pd.DataFrame(rows).set_index("variant")
     return Comparison(table=table, results=dict(results), baseline=base, paths=first.paths, seed=first.seed,
                       sources=dict(sources or {}))
+
+
+def comparison_row(
+    name: str,
+    summary: pd.DataFrame,
+    headline: float,
+    npv: Mapping[str, np.ndarray],
+    base_npv: Mapping[str, np.ndarray],
+    paired: bool,
+) -> dict[str, object]:
+    """One row of a comparison table: each party's metrics, headline, paired differences, joint gain."""
+    row: dict[str, object] = {"variant": name}
+    for party in PARTIES:
+        for m in COMPARE_METRICS:
+            row[f"{party}_{m}"] = float(summary.loc[party, m])
+    row["headline_value"] = headline
+    row["paired"] = paired
+    for party in PARTIES:
+        row[f"{party}_diff"], row[f"{party}_diff_se"] = _difference(npv[party], base_npv[party], paired)
+    joint = npv["sponsor"] + npv["partner"]
+    joint_base = base_npv["sponsor"] + base_npv["partner"]
+    row["joint_gain"], row["joint_gain_se"] = _difference(joint, joint_base, paired)
+    return row
 
 
 def _difference(x: np.ndarray, base: np.ndarray, paired: bool) -> tuple[float, float]:

@@ -89,8 +89,9 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, df: dict[str, 
         out["term_pv"][i] = one.pv
     sponsor = build(grid, (sponsor_own, 1.0), (payments, -1.0))
     partner = build(grid, (partner_own, 1.0), (payments, 1.0))
-    out["flows"]["sponsor"][:] = sponsor
-    out["flows"]["partner"][:] = partner
+    if "flows" in out:
+        out["flows"]["sponsor"][:] = sponsor
+        out["flows"]["partner"][:] = partner
     out["npv"]["sponsor"][:] = present_value(sponsor, df["sponsor"])
     out["npv"]["partner"][:] = present_value(partner, df["partner"])
     out["npv"]["program"][:] = present_value(sponsor + partner, df["program"])
@@ -98,6 +99,32 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, df: dict[str, 
         (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
         for cp in program.candidates
     ]
+
+
+def discount_table(deal: Deal) -> dict[str, np.ndarray]:
+    """Discount factors of sponsor, partner and program over the deal's grid."""
+    H = deal.horizon_years
+    return {
+        "sponsor": discount_factors(deal.parties.sponsor.discount_rate, H),
+        "partner": discount_factors(deal.parties.partner.discount_rate, H),
+        "program": discount_factors(deal.program_rate, H),
+    }
+
+
+def value_paths(deal: Deal, seed: int, first_path: int, n: int) -> dict:
+    """NPVs of paths ``[first_path, first_path + n)`` only, without keeping cash flows.
+
+    ``first_path`` must start a random-number block (a multiple of :data:`BLOCK`): the unit of
+    work for batch runs, whose results then match :func:`simulate` path for path.
+    """
+    if first_path % BLOCK:
+        raise ValueError(f"first_path must be a multiple of {BLOCK} (got {first_path})")
+    out = {
+        "npv": {party: np.empty(n) for party in ("sponsor", "partner", "program")},
+        "term_pv": np.empty((len(deal.terms), n)),
+    }
+    out["counts"] = _value_chunk(deal, seed, first_path // BLOCK, n, discount_table(deal), out)
+    return out
 
 
 def simulate(
@@ -120,14 +147,9 @@ def simulate(
     chunk = _check_args(paths, seed, chunk_size)
     H = deal.horizon_years
     T = H + 1
-    rates = {
-        "sponsor": deal.parties.sponsor.discount_rate,
-        "partner": deal.parties.partner.discount_rate,
-        "program": deal.program_rate,
-    }
-    df = {party: discount_factors(rate, H) for party, rate in rates.items()}
+    df = discount_table(deal)
     flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))}
-    npv = {party: np.empty(paths) for party in rates}
+    npv = {party: np.empty(paths) for party in df}
     term_pv = np.empty((len(deal.terms), paths))
     C = len(deal.candidates)
     reached_sum = [np.zeros(len(c.remaining_phases())) for c in deal.candidates]

@@ -37,7 +37,7 @@ def safe_text(value: Any) -> Any:
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
-    out.index = [safe_text(v) for v in out.index]
+    out.index = pd.Index([safe_text(v) for v in out.index], name=frame.index.name)
     out.columns = [safe_text(c) for c in out.columns]
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
@@ -103,9 +103,31 @@ def write_workbook(
     currency: str | None = None,
 ) -> None:
     """One sheet per table, money in millions, native charts of the NPV distributions and tornado."""
+    if currency is None and comparison is not None:
+        currency = next(iter(comparison.results.values())).deal.currency
+    if per_year is None and comparison is not None:
+        per_year = comparison.per_year()
+    note = f"Money in {currency or 'deal currency'} millions."
+
+    def build(wb, fmt) -> None:
+        if comparison is not None:
+            _sheet(wb, "Comparison", comparison.table, fmt, note, index=True)
+            _distribution_sheet(wb, comparison, fmt, note)
+        if tornado is not None:
+            ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
+            _tornado_chart(wb, ws, tornado)
+        if per_year is not None:
+            _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
+        if comparison is not None:
+            _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
+
+    _atomic_workbook(Path(path), build)
+
+
+def _atomic_workbook(target: Path, build) -> None:
+    """Build a workbook in a temporary file beside ``target``, then rename it over ``target``."""
     import xlsxwriter
 
-    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".xlsx", dir=target.parent)
     os.close(fd)
@@ -117,21 +139,7 @@ def write_workbook(
             "head": wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True}),
             "note": wb.add_format({"italic": True, "font_color": "#595959"}),
         }
-        if currency is None and comparison is not None:
-            currency = next(iter(comparison.results.values())).deal.currency
-        note = f"Money in {currency or 'deal currency'} millions."
-        if comparison is not None:
-            _sheet(wb, "Comparison", comparison.table, fmt, note, index=True)
-            _distribution_sheet(wb, comparison, fmt, note)
-        if tornado is not None:
-            ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
-            _tornado_chart(wb, ws, tornado)
-        if per_year is None and comparison is not None:
-            per_year = comparison.per_year()
-        if per_year is not None:
-            _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
-        if comparison is not None:
-            _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
+        build(wb, fmt)
         wb.close()
         os.replace(tmp, target)
     except BaseException:
@@ -216,6 +224,31 @@ def _tornado_chart(wb, ws, tornado: pd.DataFrame) -> None:
     chart.set_y_axis({"reverse": True})
     chart.set_size({"width": 720, "height": max(300, 22 * n)})
     ws.insert_chart(1, len(cols) + 1, chart)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], sheet: str = "Results",
+                meta: dict[str, Any] | None = None) -> Path:
+    """One table by suffix: ``.csv``, ``.json``, ``.parquet`` or ``.xlsx`` (with a sheet of ``meta``)."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".csv":
+        write_csv(frame, target)
+    elif suffix == ".json":
+        write_json({sheet.lower(): frame}, target, meta)
+    elif suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer)
+        atomic_write(target, buffer.getvalue())
+    elif suffix == ".xlsx":
+        def build(wb, fmt):
+            _sheet(wb, sheet, frame, fmt, "Money in millions of each deal's currency.", index=True)
+            if meta:
+                info = pd.DataFrame({"field": list(meta), "value": [str(v) for v in meta.values()]})
+                _sheet(wb, "Inputs", info, fmt, "Everything needed to replay this run.", index=False)
+        _atomic_workbook(target, build)
+    else:
+        raise ValueError(f"unknown output type {target.suffix!r}: use .csv, .xlsx, .parquet or .json")
+    return target
 
 
 # --------------------------------------------------------------------------- one entry point

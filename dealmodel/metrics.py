@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from dealmodel.cashflows import discount_factors, present_value
 
@@ -105,3 +106,24 @@ def distribution_metrics(values: np.ndarray) -> dict[str, float]:
         "prob_loss": float(np.mean(values < 0.0)),
         "expected_shortfall_5": expected_shortfall(values),
     }
+
+
+def summarize(npv: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Rows sponsor / partner / program, columns :data:`METRICS` and ``se_npv``, from per-path NPVs."""
+    program = npv["program"]
+    total = float(npv["sponsor"].mean() + npv["partner"].mean())
+    rows = {}
+    for party in ("sponsor", "partner", "program"):
+        values = npv[party]
+        row = distribution_metrics(values)
+        row["se_npv"] = row["std_npv"] / math.sqrt(values.size)
+        if party == "program":
+            row["risk_share"] = 1.0
+            row["value_share"] = 1.0
+        else:
+            row["risk_share"] = risk_share(values, program)
+            row["value_share"] = row["expected_npv"] / total if total else math.nan
+        rows[party] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")[[*METRICS, "se_npv"]]
+    table.index.name = "party"
+    return table

@@ -60,26 +60,9 @@ class SimulationResult:
 
     def summary(self) -> pd.DataFrame:
         """Rows sponsor / partner / program; columns the metrics of :data:`metrics.METRICS`."""
-        if "summary" in self._cache:
-            return self._cache["summary"].copy()
-        program = self.npv["program"]
-        total = float(self.npv["sponsor"].mean() + self.npv["partner"].mean())
-        rows = {}
-        for party in PARTIES:
-            values = self.npv[party]
-            row = metrics.distribution_metrics(values)
-            row["se_npv"] = row["std_npv"] / math.sqrt(values.size)
-            if party == "program":
-                row["risk_share"] = 1.0
-                row["value_share"] = 1.0
-            else:
-                row["risk_share"] = metrics.risk_share(values, program)
-                row["value_share"] = row["expected_npv"] / total if total else math.nan
-            rows[party] = row
-        table = pd.DataFrame.from_dict(rows, orient="index")[[*metrics.METRICS, "se_npv"]]
-        table.index.name = "party"
-        self._cache["summary"] = table
-        return table.copy()
+        if "summary" not in self._cache:
+            self._cache["summary"] = metrics.summarize(self.npv)
+        return self._cache["summary"].copy()
 
     def payments_by_kind(self) -> dict[str, float]:
         """Expected PV to the partner (partner's rate) of the payments of each term kind."""

@@ -1,0 +1,299 @@
+"""Batch valuation: many deals, or a grid of terms, locally in processes or on a Dask cluster.
+
+Work is split into tasks of one item (a deal or a grid point) by one fixed-size run of paths.
+Each task draws its random numbers from the same ``SeedSequence`` blocks :func:`simulate` uses
+(see :mod:`dealmodel.program`), so every row is identical whatever ``n_jobs``, task size or
+backend, and equal to what ``compare`` gives for the same deals, paths and seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dealmodel.compare import comparison_row, program_key
+from dealmodel.edit import ParameterError, set_value
+from dealmodel.engine import MAX_PATHS, value_paths
+from dealmodel.io import DealError, load_deal
+from dealmodel.metrics import summarize
+from dealmodel.program import BLOCK
+from dealmodel.schema import Deal
+from dealmodel.terms import headline_value
+
+TASK_PATHS = 8 * BLOCK
+"""Paths per task (whole random-number blocks); results do not depend on it."""
+
+BACKENDS = ("joblib", "dask")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One row to value: a deal (or why there is none), where it came from, its grid point."""
+
+    label: str
+    deal: Deal | None
+    source: str = ""
+    point: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- items
+
+
+def deal_items(deals: Iterable[Deal | str | os.PathLike[str]]) -> list[Item]:
+    """Items from deals and deal files; a file that cannot be read becomes an item with its error."""
+    items: list[Item] = []
+    taken: set[str] = set()
+    for entry in deals:
+        if isinstance(entry, Deal):
+            deal, source, error = entry, "", None
+        else:
+            source = str(entry)
+            try:
+                deal, error = load_deal(entry), None
+            except DealError as exc:
+                deal, error = None, "; ".join(exc.problems)
+        label = deal.name if deal is not None else Path(source).name
+        unique, k = label, 2
+        while unique in taken:
+            unique, k = f"{label} ({k})", k + 1
+        taken.add(unique)
+        items.append(Item(unique, deal, source, {}, error))
+    return items
+
+
+def expand_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Deal files named directly, and every .yaml/.yml/.json file of a named directory (sorted)."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += sorted(str(f) for f in path.iterdir() if f.suffix.lower() in (".yaml", ".yml", ".json"))
+        else:
+            out.append(str(path))
+    return out
+
+
+def grid_items(deal: Deal, grid: Mapping[str, Sequence[float]], source: str = "") -> list[Item]:
+    """One item per point of the grid (the cartesian product, in the order given)."""
+    if not grid:
+        raise ValueError("the grid is empty: give at least one parameter with values")
+    for parameter, values in grid.items():
+        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"grid parameter {parameter!r} needs a non-empty list of values")
+    names = list(grid)
+    items = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        point = {n: float(v) for n, v in zip(names, combo, strict=True)}
+        label = deal.name + " | " + ", ".join(f"{n}={v:g}" for n, v in point.items())
+        try:
+            moved = deal
+            for n, v in point.items():
+                moved = set_value(moved, n, v)
+            items.append(Item(label, moved, source, point))
+        except ParameterError as exc:
+            items.append(Item(label, None, source, point, str(exc)))
+    return items
+
+
+def read_grid(path: str | os.PathLike[str]) -> dict[str, list[float]]:
+    """A grid file: YAML or JSON mapping parameter path -> list of values."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise DealError(str(path), ["file not found"]) from None
+    except yaml.YAMLError as exc:
+        raise DealError(str(path), [f"invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict) or not data:
+        raise DealError(str(path), ["a grid is a mapping of parameter path -> list of values"])
+    problems = []
+    for key, values in data.items():
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            problems.append(f"{key}: needs a non-empty list of numbers (got {values!r})")
+    if problems:
+        raise DealError(str(path), problems)
+    return {str(k): [float(v) for v in vs] for k, vs in data.items()}
+
+
+# --------------------------------------------------------------------------- running tasks
+
+
+def _task(index: int, first: int, deal: Deal, seed: int, n: int) -> tuple[int, int, dict[str, np.ndarray]]:
+    """One unit of work (module level so that processes and Dask workers can import it)."""
+    return index, first, value_paths(deal, seed, first, n)["npv"]
+
+
+def _serial(tasks: list[tuple]) -> Iterator[tuple]:
+    for t in tasks:
+        yield _task(*t)
+
+
+def _joblib(tasks: list[tuple], n_jobs: int) -> Iterator[tuple]:
+    from joblib import Parallel, delayed
+
+    yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(_task)(*t) for t in tasks)
+
+
+def _dask(tasks: list[tuple], n_jobs: int, scheduler: str | None) -> Iterator[tuple]:
+    import dask
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        # Dask's workers default to MALLOC_TRIM_THRESHOLD_=64 KiB, which hands every large NumPy
+        # temporary back to the OS and makes the kernels here about 2-3x slower; not for ours.
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = [client.submit(_task, *t, pure=False) for t in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run(tasks: list[tuple], n_jobs: int, backend: str | None, scheduler: str | None) -> Iterator[tuple]:
+    if backend is None:
+        backend = "dask" if scheduler else ("joblib" if n_jobs > 1 else None)
+    if backend is None:
+        return _serial(tasks)
+    if backend == "joblib":
+        return _joblib(tasks, n_jobs)
+    if backend == "dask":
+        return _dask(tasks, n_jobs, scheduler)
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+
+
+# --------------------------------------------------------------------------- valuing items
+
+
+def value_items(
+    items: Sequence[Item],
+    paths: int = 100_000,
+    seed: int = 0,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    scheduler: str | None = None,
+    task_paths: int = TASK_PATHS,
+    progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Value every item; one row each, in item order. ``on_row`` receives rows as they finish.
+
+    The first item that has a deal is the baseline of the paired differences. Items that failed
+    to load (or whose grid point is invalid) give a row with their ``error`` and no numbers.
+    """
+    if not 1 <= paths <= MAX_PATHS:
+        raise ValueError(f"paths must be between 1 and {MAX_PATHS:,} (got {paths})")
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be at least 1 (got {n_jobs})")
+    task_paths = max(BLOCK, math.ceil(task_paths / BLOCK) * BLOCK)
+    valid = [i for i, item in enumerate(items) if item.deal is not None]
+    baseline = valid[0] if valid else None
+    tasks = [(i, first, items[i].deal, seed, min(task_paths, paths - first))
+             for i in valid for first in range(0, paths, task_paths)]
+    per_item = math.ceil(paths / task_paths)
+    rows: dict[int, dict[str, Any]] = {}
+
+    def emit(i: int, row: dict[str, Any]) -> None:
+        rows[i] = row
+        if on_row is not None:
+            on_row(row)
+
+    for i, item in enumerate(items):
+        if item.deal is None:
+            emit(i, _row_base(item) | {"error": item.error})
+
+    chunks: dict[int, dict[int, dict[str, np.ndarray]]] = {i: {} for i in valid}
+    finished: dict[int, dict[str, np.ndarray]] = {}
+    base_npv: dict[str, np.ndarray] | None = None
+    waiting: list[int] = []
+    done = 0
+    for index, first, npv in _run(tasks, n_jobs, backend, scheduler):
+        chunks[index][first] = npv
+        done += 1
+        if progress is not None:
+            progress(done, len(tasks))
+        if len(chunks[index]) < per_item:
+            continue
+        parts = chunks.pop(index)
+        finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)]) for p in ("sponsor", "partner",
+                                                                                             "program")}
+        if index == baseline:
+            base_npv = finished[index]
+        waiting.append(index)
+        if base_npv is None:
+            continue  # rows need the baseline's paths for their paired differences
+        for j in waiting:
+            emit(j, _row(items[j], finished[j], base_npv, items[baseline].deal))
+            if j != baseline:
+                del finished[j]
+        waiting = []
+    ordered = [rows[i] for i in range(len(items))]
+    table = pd.DataFrame(ordered)
+    return table.set_index("item") if "item" in table else table
+
+
+def _row_base(item: Item) -> dict[str, Any]:
+    return {"item": item.label, "source": item.source, **{f"grid:{k}": v for k, v in item.point.items()}}
+
+
+def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_deal: Deal) -> dict[str, Any]:
+    paired = program_key(item.deal) == program_key(base_deal)
+    row = comparison_row(item.label, summarize(npv), headline_value(item.deal), npv, base_npv, paired)
+    row.pop("variant")
+    return _row_base(item) | row | {"error": None}
+
+
+def value_many(
+    deals: Iterable[Deal | str | os.PathLike[str]],
+    paths: int = 100_000,
+    seed: int = 0,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    scheduler: str | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """One row per deal (or deal file): the metrics of :func:`dealmodel.compare`, paired with the first.
+
+    ``n_jobs`` > 1 runs tasks in processes (joblib); ``backend="dask"`` runs them on a Dask
+    cluster at ``scheduler`` (an address), or on a loopback ``LocalCluster`` of ``n_jobs``
+    workers started for the call. Results are identical whatever the backend.
+    """
+    return value_items(deal_items(deals), paths, seed, n_jobs, backend, scheduler, **kwargs)
+
+
+def sweep(
+    deal: Deal,
+    grid: Mapping[str, Sequence[float]],
+    paths: int = 100_000,
+    seed: int = 0,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    scheduler: str | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """One row per point of ``grid`` ({parameter path: values}), all on common paths.
+
+    Columns ``grid:PATH`` hold each point's values; the first point is the baseline.
+    """
+    return value_items(grid_items(deal, grid), paths, seed, n_jobs, backend, scheduler, **kwargs)
