@@ -86,24 +86,33 @@ def _check_low_mode_high(low: float, mode: float, high: float) -> None:
         raise ValueError(f"low and high are equal ({low}); write the plain number instead")
 
 
-class Triangular(_Dist):
-    """Triangular distribution on [low, high] with its peak at ``mode``."""
+class _LowModeHigh(_Dist):
+    """A distribution on [low, high] shaped by a most likely value ``mode``."""
 
-    dist: Literal["triangular"]
     low: float
     mode: float
     high: float
 
     @model_validator(mode="after")
-    def _ordered(self) -> Triangular:
+    def _ordered(self):
         _check_low_mode_high(self.low, self.mode, self.high)
         return self
 
-    def mean(self) -> float:
-        return (self.low + self.mode + self.high) / 3.0
-
     def support(self) -> tuple[float, float]:
         return (self.low, self.high)
+
+    def scaled(self, factor: float):
+        lo, mo, hi = sorted((self.low * factor, self.mode * factor, self.high * factor))
+        return type(self)(dist=self.dist, low=lo, mode=mo, high=hi)
+
+
+class Triangular(_LowModeHigh):
+    """Triangular distribution on [low, high] with its peak at ``mode``."""
+
+    dist: Literal["triangular"]
+
+    def mean(self) -> float:
+        return (self.low + self.mode + self.high) / 3.0
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         a, c, b = self.low, self.mode, self.high
@@ -112,23 +121,11 @@ class Triangular(_Dist):
         right = b - np.sqrt((1.0 - u) * (b - a) * (b - c))
         return np.where(u < split, left, right)
 
-    def scaled(self, factor: float) -> Triangular:
-        lo, mo, hi = sorted((self.low * factor, self.mode * factor, self.high * factor))
-        return Triangular(dist="triangular", low=lo, mode=mo, high=hi)
 
-
-class Pert(_Dist):
+class Pert(_LowModeHigh):
     """Beta-PERT on [low, high] with mode ``mode`` (shape 4, the classic PERT weighting)."""
 
     dist: Literal["pert"]
-    low: float
-    mode: float
-    high: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Pert:
-        _check_low_mode_high(self.low, self.mode, self.high)
-        return self
 
     def _ab(self) -> tuple[float, float]:
         span = self.high - self.low
@@ -140,16 +137,9 @@ class Pert(_Dist):
     def mean(self) -> float:
         return (self.low + 4.0 * self.mode + self.high) / 6.0
 
-    def support(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
     def ppf(self, u: np.ndarray) -> np.ndarray:
         a, b = self._ab()
         return self.low + (self.high - self.low) * special.betaincinv(a, b, u)
-
-    def scaled(self, factor: float) -> Pert:
-        lo, mo, hi = sorted((self.low * factor, self.mode * factor, self.high * factor))
-        return Pert(dist="pert", low=lo, mode=mo, high=hi)
 
 
 class Uniform(_Dist):

@@ -61,19 +61,28 @@ def _bounds(value: Any, path: str, relative: float) -> tuple[Any, Any] | None:
     return lo, hi
 
 
+def _moved(deal: Deal, targets: list[str], relative: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Low and high values of each target path (those that cannot move are left out)."""
+    low, high = {}, {}
+    for target in targets:
+        b = _bounds(get_value(deal, target), target, relative)
+        if b is not None:
+            low[target], high[target] = b
+    return low, high
+
+
+def _targets(deal: Deal, path: str) -> list[str]:
+    return _all_paths(deal, path[4:-1]) if path.startswith("all(") else [path]
+
+
 def default_inputs(deal: Deal, relative: float = 0.2) -> list[Input]:
     """Program inputs (each across all candidates), discount rates, correlation, term parameters."""
     out: list[Input] = []
     for field, label in _PROGRAM_FIELDS:
         try:
-            paths = _all_paths(deal, field)
+            low, high = _moved(deal, _all_paths(deal, field), relative)
         except ValueError:
             continue
-        low, high = {}, {}
-        for p in paths:
-            b = _bounds(get_value(deal, p), p, relative)
-            if b is not None:
-                low[p], high[p] = b
         if low:
             out.append(Input(f"all({field})", f"{label} (all candidates)", low, high))
     for party in ("sponsor", "partner"):
@@ -104,17 +113,12 @@ def default_inputs(deal: Deal, relative: float = 0.2) -> list[Input]:
 def _custom_inputs(deal: Deal, inputs: Iterable[str] | Mapping[str, tuple[float, float]], relative: float):
     out = []
     for p in inputs:
+        targets = _targets(deal, p)
         if isinstance(inputs, Mapping):
             lo, hi = inputs[p]
-            targets = _all_paths(deal, p[4:-1]) if p.startswith("all(") else [p]
             out.append(Input(p, p, dict.fromkeys(targets, lo), dict.fromkeys(targets, hi)))
             continue
-        targets = _all_paths(deal, p[4:-1]) if p.startswith("all(") else [p]
-        low, high = {}, {}
-        for target in targets:
-            b = _bounds(get_value(deal, target), target, relative)
-            if b is not None:
-                low[target], high[target] = b
+        low, high = _moved(deal, targets, relative)
         if low:
             out.append(Input(p, p, low, high))
     return out
