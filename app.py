@@ -36,7 +36,7 @@ ss = st.session_state
 # --------------------------------------------------------------------------- cached model calls
 
 
-@st.cache_resource(max_entries=24, show_spinner=False)
+@st.cache_resource(max_entries=12, show_spinner=False)
 def simulate_cached(deal_json: str, paths: int, seed: int) -> dm.SimulationResult:
     return dm.simulate(dm.Deal.model_validate_json(deal_json), paths=paths, seed=seed)
 

@@ -113,7 +113,7 @@ def cmd_value(args: argparse.Namespace) -> int:
     deal = load_deal(args.file)
     update, close = _progress(_show(args) and args.paths >= 200_000, "path")
     try:
-        result = simulate(deal, paths=args.paths, seed=args.seed,
+        result = simulate(deal, paths=args.paths, seed=args.seed, keep_flows=False,
                           progress=None if update is None else lambda done: update(done, args.paths))
     finally:
         close()

@@ -17,6 +17,8 @@ from dealmodel.terms import add_term, headline_value
 
 DEFAULT_CHUNK = 2 * BLOCK
 MAX_PATHS = 20_000_000
+MAX_FLOW_BYTES = 8 * 2**30
+"""Largest per-path cash-flow arrays simulate keeps by default (sponsor and partner, float64)."""
 
 
 def _check_args(paths: int, seed: int, chunk_size: int | None) -> int:
@@ -134,6 +136,7 @@ def simulate(
     chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     threads: int | None = None,
+    keep_flows: bool = True,
 ) -> SimulationResult:
     """Value ``deal`` on ``paths`` simulated futures of its program.
 
@@ -143,12 +146,19 @@ def simulate(
     :mod:`dealmodel.program`) and per-chunk totals are added in chunk order. ``progress`` is
     called with the number of paths done after each chunk. ``threads`` defaults to the
     machine's cores, at most 4 (NumPy releases the GIL in the heavy kernels).
+    ``keep_flows=False`` keeps only the NPVs (memory O(paths)): everything but ``per_year``,
+    ``cash_flows`` and ``irr`` still works.
     """
     chunk = _check_args(paths, seed, chunk_size)
     H = deal.horizon_years
     T = H + 1
+    if keep_flows and paths * T * 16 > MAX_FLOW_BYTES:
+        raise ValueError(
+            f"keeping {paths:,} paths' cash flows takes {paths * T * 16 / 2**30:.1f} GiB; "
+            f"use keep_flows=False (NPVs and metrics only) or fewer paths"
+        )
     df = discount_table(deal)
-    flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))}
+    flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
     npv = {party: np.empty(paths) for party in df}
     term_pv = np.empty((len(deal.terms), paths))
     C = len(deal.candidates)
@@ -160,7 +170,7 @@ def simulate(
         n = min(chunk, paths - first)
         sl = slice(first, first + n)
         out = {
-            "flows": {k: v[sl] for k, v in flows.items()},
+            **({"flows": {k: v[sl] for k, v in flows.items()}} if keep_flows else {}),
             "npv": {k: v[sl] for k, v in npv.items()},
             "term_pv": term_pv[:, sl],
         }

@@ -45,6 +45,8 @@ class SimulationResult:
 
     def cash_flows(self, party: str) -> np.ndarray:
         """Per-path cash flows ``(paths, horizon + 1)`` of a party (``program`` = their sum)."""
+        if not self.flows:
+            raise ValueError("this result was simulated with keep_flows=False: per-path cash flows were not kept")
         if party == "program":
             return self.flows["sponsor"] + self.flows["partner"]
         return self.flows[party]

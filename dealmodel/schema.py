@@ -417,6 +417,16 @@ class Deal(_Model):
                         f"terms[{t}].candidates[{j}]",
                         f"unknown candidate {n!r}{hint} (candidates: {', '.join(names)})",
                     )
+        supplied: dict[int, int] = {}
+        for t, term in enumerate(self.terms):
+            if isinstance(term, Supply):
+                for k in self.covered(term):
+                    if k in supplied:
+                        problems.add(
+                            f"terms[{t}].candidates",
+                            f"{names[k]} is already supplied under terms[{supplied[k]}]; one maker per product",
+                        )
+                    supplied.setdefault(k, t)
         for t, term in enumerate(self.terms):
             if isinstance(term, Milestone) and term.event in _EVENT_PHASE:
                 phase = _EVENT_PHASE[term.event]

@@ -196,3 +196,15 @@ def test_bad_arguments_are_clear_errors():
         dm.simulate(deal, paths=0)
     with pytest.raises(ValueError, match="seed must be a whole number"):
         dm.simulate(deal, paths=10, seed=-1)
+
+
+def test_keep_flows_false_keeps_the_same_numbers_in_bounded_memory():
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    full = dm.simulate(deal, paths=20_000, seed=3)
+    lean = dm.simulate(deal, paths=20_000, seed=3, keep_flows=False)
+    assert lean.summary().equals(full.summary())
+    assert lean.flows == {}
+    with pytest.raises(ValueError, match="keep_flows=False"):
+        lean.per_year()
+    with pytest.raises(ValueError, match="use keep_flows=False"):
+        dm.simulate(deal, paths=19_000_000, seed=3)

@@ -120,6 +120,9 @@ CASES = [
      ["candidates[0].commercial.cogs_fraction: must be between 0 and 1 (got 1.2)"]),
     ("boolean as a number", _with(f"{P2}.cost", True),
      ["candidates[0].phases.phase2.cost: must be a number or a distribution (got True)"]),
+    ("two supply terms for one product",
+     base_deal(terms=[{"kind": "supply", "markup": 0.1}, {"kind": "supply", "markup": 0.2, "candidates": ["A"]}]),
+     ["terms[1].candidates: A is already supplied under terms[0]"]),
     ("second candidate bad", _two_candidates(biomarker_selected="maybe"),
      ["candidates[1].biomarker_selected: must be true or false"]),
 ]
