@@ -194,10 +194,12 @@ def value_items(
     backend: str | None = None,
     scheduler: str | None = None,
     task_paths: int = TASK_PATHS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | bool | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
     """Value every item; one row each, in item order. ``on_row`` receives rows as they finish.
+
+    ``progress`` is a callback ``(tasks done, tasks)``, or True for a progress bar (tqdm).
 
     The first item that has a deal is the baseline of the paired differences. Items that failed
     to load (or whose grid point is invalid) give a row with their ``error`` and no numbers.
@@ -213,6 +215,12 @@ def value_items(
              for i in valid for first in range(0, paths, task_paths)]
     per_item = math.ceil(paths / task_paths)
     rows: dict[int, dict[str, Any]] = {}
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), unit="task", desc="valuing")
+        progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
 
     def emit(i: int, row: dict[str, Any]) -> None:
         rows[i] = row
@@ -228,26 +236,30 @@ def value_items(
     base_npv: dict[str, np.ndarray] | None = None
     waiting: list[int] = []
     done = 0
-    for index, first, npv in _run(tasks, n_jobs, backend, scheduler):
-        chunks[index][first] = npv
-        done += 1
-        if progress is not None:
-            progress(done, len(tasks))
-        if len(chunks[index]) < per_item:
-            continue
-        parts = chunks.pop(index)
-        finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)]) for p in ("sponsor", "partner",
-                                                                                             "program")}
-        if index == baseline:
-            base_npv = finished[index]
-        waiting.append(index)
-        if base_npv is None:
-            continue  # rows need the baseline's paths for their paired differences
-        for j in waiting:
-            emit(j, _row(items[j], finished[j], base_npv, items[baseline].deal))
-            if j != baseline:
-                del finished[j]
-        waiting = []
+    try:
+        for index, first, npv in _run(tasks, n_jobs, backend, scheduler):
+            chunks[index][first] = npv
+            done += 1
+            if progress is not None:
+                progress(done, len(tasks))
+            if len(chunks[index]) < per_item:
+                continue
+            parts = chunks.pop(index)
+            finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)])
+                               for p in ("sponsor", "partner", "program")}
+            if index == baseline:
+                base_npv = finished[index]
+            waiting.append(index)
+            if base_npv is None:
+                continue  # rows need the baseline's paths for their paired differences
+            for j in waiting:
+                emit(j, _row(items[j], finished[j], base_npv, items[baseline].deal))
+                if j != baseline:
+                    del finished[j]
+            waiting = []
+    finally:
+        if bar is not None:
+            bar.close()
     ordered = [rows[i] for i in range(len(items))]
     table = pd.DataFrame(ordered)
     return table.set_index("item") if "item" in table else table

@@ -6,7 +6,7 @@ kinds of pseudo-parameter move several numbers at once:
 * ``scale(KIND)`` multiplies every term of that kind: milestone and upfront amounts, royalty
   rates, service-fee and supply markups, cost-share fractions (1.0 = as written);
 * ``all(FIELD)`` sets or scales a program input on every candidate that has it, e.g.
-  ``all(phases.phase2.success_probability)``; see :func:`scale_value`.
+  ``all(phases.phase2.success_probability)``; :func:`scale_all` scales such a field.
 """
 
 from __future__ import annotations
@@ -151,18 +151,6 @@ def _scale_kind(deal: Deal, kind: str, factor: float) -> Deal:
                 changes[f"terms[{t}].{field}"] = getattr(term, field) * factor
     if not found:
         raise ParameterError(f"scale({kind}): the deal has no {kind} term")
-    return set_values(deal, changes)
-
-
-def scale_value(deal: Deal, path: str, factor: float) -> Deal:
-    """A new deal with the number (or every location of the distribution) at ``path`` x ``factor``."""
-    m = _ALL.match(path)
-    paths = _all_paths(deal, m.group(1)) if m else [path]
-    data = _data(deal)
-    changes = {}
-    for p in paths:
-        node, last = _walk(data, parse_path(p), p)
-        changes[p] = _scaled_number(node[last], factor)
     return set_values(deal, changes)
 
 

@@ -199,12 +199,11 @@ class SalesGrid:
     """
 
     rows: np.ndarray
-    k: np.ndarray  # (m, T) int: launch year (0-based) at the start of the period, clipped at -1
+    k: np.ndarray  # (m, T) int: launch year (0-based) at the start of the period, clipped at -2
     phi: np.ndarray  # (m, T)
     peak: np.ndarray  # (m,)
     exclusivity: np.ndarray  # (m,)
     erosion: np.ndarray  # (m,)
-    launch: np.ndarray  # (m,)
     horizon: int
 
     curve: tuple[float, ...]
@@ -244,7 +243,6 @@ def sales_grid(cp: CandidatePaths, horizon: int) -> SalesGrid:
         peak=cp.peak_sales[rows],
         exclusivity=cp.exclusivity_years[rows],
         erosion=cp.erosion_after_loe[rows],
-        launch=launch,
         horizon=horizon,
         curve=cp.curve,
     )
