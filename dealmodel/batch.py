@@ -70,18 +70,6 @@ def deal_items(deals: Iterable[Deal | str | os.PathLike[str]]) -> list[Item]:
     return items
 
 
-def expand_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Deal files named directly, and every .yaml/.yml/.json file of a named directory (sorted)."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            out += sorted(str(f) for f in path.iterdir() if f.suffix.lower() in (".yaml", ".yml", ".json"))
-        else:
-            out.append(str(path))
-    return out
-
-
 def grid_items(deal: Deal, grid: Mapping[str, Sequence[float]], source: str = "") -> list[Item]:
     """One item per point of the grid (the cartesian product, in the order given)."""
     if not grid:

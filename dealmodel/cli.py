@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dealmodel._version import __version__
 from dealmodel.engine import simulate
-from dealmodel.io import DealError, deal_json_schema, load_deal
+from dealmodel.io import DealError, deal_json_schema, expand_files, load_deal
 from dealmodel.metrics import METRICS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -53,7 +53,7 @@ def _seed(text: str) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
-    for path in args.files:
+    for path in expand_files(args.files):
         try:
             deal = load_deal(path)
         except DealError as exc:
@@ -270,7 +270,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".xlsx", ".parquet", ".json"):
         raise ValueError(f"--out must end in .csv, .xlsx, .parquet or .json (got {out.name!r})")
-    files = batch.expand_files(args.inputs)
+    files = expand_files(args.inputs)
     if not files:
         raise ValueError("no deal files found in " + ", ".join(args.inputs))
     items = batch.deal_items(files)
@@ -318,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dealmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check deal files and list every problem")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser("validate", help="check deal files (or every deal file of a directory), listing every problem")
+    p.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.set_defaults(func=cmd_validate)
 

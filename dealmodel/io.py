@@ -199,6 +199,21 @@ def load_deal(path: str | os.PathLike[str]) -> Deal:
     return parse_deal_text(text, source, fmt="json" if p.suffix.lower() == ".json" else "yaml")
 
 
+DEAL_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Deal files named directly, and every .yaml/.yml/.json file of a named directory (sorted)."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += sorted(str(f) for f in path.iterdir() if f.is_file() and f.suffix.lower() in DEAL_SUFFIXES)
+        else:
+            out.append(str(path))
+    return out
+
+
 def deal_to_dict(deal: Deal) -> dict[str, Any]:
     """Plain data for a deal (fixed numbers as numbers, defaults left out where unchanged)."""
     return deal.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -139,4 +139,4 @@ def test_cli_batch_refuses_a_bad_grid_and_output(tmp_path, capsys):
     assert "needs a non-empty list of numbers" in capsys.readouterr().err
     assert main(["batch", FILES[0], "--out", str(tmp_path / "r.pdf")]) == 2
     assert "--out must end in" in capsys.readouterr().err
-    assert main(["batch", str(SAMPLES / "parts" / "nothing_here"), "--out", str(tmp_path / "r.csv")]) == 2
+    assert main(["batch", str(SAMPLES / "nothing_here"), "--out", str(tmp_path / "r.csv")]) == 2

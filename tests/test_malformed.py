@@ -12,7 +12,7 @@ import yaml
 
 import dealmodel as dm
 from dealmodel.cli import main
-from tests.conftest import base_deal, candidate
+from tests.conftest import SAMPLES, base_deal, candidate
 
 
 def _with(path: str, value):
@@ -229,6 +229,13 @@ def test_cli_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "invalid YAML" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_validate_every_sample_as_the_shell_globs_them(capsys):
+    # `dealmodel validate sample_deals/*`
+    assert main(["validate", *sorted(str(p) for p in SAMPLES.glob("*"))]) == 0
+    assert main(["validate", str(SAMPLES)]) == 0  # a directory: each deal file in it
+    assert capsys.readouterr().out.count(": ok (") == 2 * len(list(SAMPLES.glob("*.yaml")))
 
 
 def test_schema_command_prints_json_schema(capsys):
