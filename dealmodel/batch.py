@@ -199,6 +199,7 @@ def value_items(
     task_paths = max(BLOCK, math.ceil(task_paths / BLOCK) * BLOCK)
     valid = [i for i, item in enumerate(items) if item.deal is not None]
     baseline = valid[0] if valid else None
+    base_key = program_key(items[baseline].deal) if valid else ""
     tasks = [(i, first, items[i].deal, seed, min(task_paths, paths - first))
              for i in valid for first in range(0, paths, task_paths)]
     per_item = math.ceil(paths / task_paths)
@@ -241,7 +242,7 @@ def value_items(
             if base_npv is None:
                 continue  # rows need the baseline's paths for their paired differences
             for j in waiting:
-                emit(j, _row(items[j], finished[j], base_npv, items[baseline].deal))
+                emit(j, _row(items[j], finished[j], base_npv, base_key))
                 if j != baseline:
                     del finished[j]
             waiting = []
@@ -257,8 +258,8 @@ def _row_base(item: Item) -> dict[str, Any]:
     return {"item": item.label, "source": item.source, **{f"grid:{k}": v for k, v in item.point.items()}}
 
 
-def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_deal: Deal) -> dict[str, Any]:
-    paired = program_key(item.deal) == program_key(base_deal)
+def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_key: str) -> dict[str, Any]:
+    paired = program_key(item.deal) == base_key
     row = comparison_row(item.label, summarize(npv), headline_value(item.deal), npv, base_npv, paired)
     row.pop("variant")
     return _row_base(item) | row | {"error": None}
