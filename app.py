@@ -102,15 +102,6 @@ def init_state() -> None:
                 ss.structures[name] = deal
                 ss.edits[name] = {}
                 ss.selected = name
-    first = ss.structures[names[0]]
-    ss.setdefault("sponsor_rate", first.parties.sponsor.discount_rate)
-    ss.setdefault("partner_rate", first.parties.partner.discount_rate)
-    ss.setdefault("rho", first.correlation.rho)
-    for lever, size in (("biomarker_selection", "phase3_success_uplift"), ("ai_recruitment", "duration_reduction"),
-                        ("qbd", "batch_failure_reduction")):
-        spec = getattr(first.levers, lever)
-        ss.setdefault(f"{lever}_on", spec.enabled)
-        ss.setdefault(f"{lever}_size", getattr(spec, size))
 
 
 def handle_upload(upload) -> None:
@@ -141,8 +132,20 @@ def handle_upload(upload) -> None:
 # --------------------------------------------------------------------------- deals from widgets
 
 
+LEVERS = {"biomarker_selection": "Biomarker-selected trials", "ai_recruitment": "AI-driven recruitment",
+          "qbd": "Quality by Design (QbD)"}
+AS_WRITTEN = "as in each deal"
+TIMING_LABELS = {AS_WRITTEN: "As in each deal", "exact": "Exact (continuous time)",
+                 "end_of_year": "End of year (Excel NPV)", "mid_year": "Mid-year", "start_of_year": "Start of year"}
+
+
 def with_program(deal: dm.Deal) -> dm.Deal:
-    """The deal under the sidebar's program assumptions (the same for every structure)."""
+    """The deal under the sidebar's program changes, applied to the deal's own inputs.
+
+    The sidebar holds relative changes (x for sales and probabilities, + percentage points for
+    rates and correlation) and lever switches that default to each deal's own setting, so every
+    structure is valued with its own program and parties, moved by the same amount.
+    """
     if ss.get("peak_scale", 1.0) != 1.0:
         deal = scale_all(deal, "commercial.peak_sales", ss.peak_scale)
     if ss.get("prob_scale", 1.0) != 1.0:
@@ -151,18 +154,33 @@ def with_program(deal: dm.Deal) -> dm.Deal:
                 deal = scale_all(deal, f"phases.{phase}.success_probability", ss.prob_scale, upper=1.0)
             except ParameterError:
                 continue  # no candidate has this phase ahead of it
-    changes = {
-        "parties.sponsor.discount_rate": ss.sponsor_rate,
-        "parties.partner.discount_rate": ss.partner_rate,
-        "correlation.rho": ss.rho,
-        "levers.biomarker_selection.enabled": ss.biomarker_selection_on,
-        "levers.biomarker_selection.phase3_success_uplift": ss.biomarker_selection_size,
-        "levers.ai_recruitment.enabled": ss.ai_recruitment_on,
-        "levers.ai_recruitment.duration_reduction": ss.ai_recruitment_size,
-        "levers.qbd.enabled": ss.qbd_on,
-        "levers.qbd.batch_failure_reduction": ss.qbd_size,
-    }
-    return set_values(deal, changes)
+    changes: dict[str, object] = {}
+    for party in ("sponsor", "partner"):
+        delta = ss.get(f"{party}_rate_delta", 0.0) / 100.0
+        if delta:
+            own = getattr(deal.parties, party).discount_rate
+            changes[f"parties.{party}.discount_rate"] = max(own + delta, -0.5)
+    rho_delta = ss.get("rho_delta", 0.0)
+    if rho_delta:
+        changes["correlation.rho"] = min(max(deal.correlation.rho + rho_delta, 0.0), 0.95)
+        for group, rho in deal.correlation.groups.items():
+            changes[f"correlation.groups.{group}"] = min(max(rho + rho_delta, 0.0), 0.95)
+    for lever in LEVERS:
+        mode = ss.get(f"{lever}_mode", AS_WRITTEN)
+        if mode != AS_WRITTEN:
+            changes[f"levers.{lever}.enabled"] = mode == "on"
+    timing = ss.get("timing_mode", AS_WRITTEN)
+    if timing != AS_WRITTEN:
+        changes["timing"] = timing
+    return set_values(deal, changes) if changes else deal
+
+
+def program_caption(deal: dm.Deal) -> str:
+    """The selected structure's own program settings, as written in its file."""
+    levers = ", ".join(label for key, label in LEVERS.items() if getattr(deal.levers, key).enabled) or "none"
+    return (f"**{deal.name}** as written: sponsor rate {deal.parties.sponsor.discount_rate:.1%}, partner rate "
+            f"{deal.parties.partner.discount_rate:.1%}, correlation ρ {deal.correlation.rho:.2f}, levers on: {levers}, "
+            f"timing {deal.timing.replace('_', ' ')}.")
 
 
 def edited(name: str) -> dm.Deal:
@@ -184,23 +202,24 @@ def sidebar() -> tuple[int, int]:
                                 step=5_000, key="paths", help=f"Up to {MAX_PATHS:,} to keep the app responsive; "
                                 "use the CLI or Python for more."))
     seed = int(sb.number_input("Random seed", min_value=0, value=0, step=1, key="seed"))
-    sb.header("Program assumptions")
-    sb.caption("Apply to every structure, so they stay comparable.")
+    sb.header("Program changes")
+    sb.caption("Changes to each structure's own inputs (× or + percentage points), the same for every "
+               "structure so they stay comparable.")
+    sb.caption(program_caption(ss.structures[ss.selected]))
     sb.slider("Peak sales ×", 0.25, 3.0, 1.0, 0.05, key="peak_scale")
     sb.slider("Phase success probabilities ×", 0.5, 1.5, 1.0, 0.05, key="prob_scale",
               help="Every phase of every candidate; capped at 100%.")
-    sb.slider("Sponsor discount rate", 0.0, 0.40, step=0.005, key="sponsor_rate", format="%.3f")
-    sb.slider("Partner discount rate", 0.0, 0.40, step=0.005, key="partner_rate", format="%.3f")
-    sb.slider("Correlation of candidates' outcomes (ρ)", 0.0, 0.9, step=0.05, key="rho")
+    sb.slider("Sponsor discount rate, + points", -10.0, 15.0, 0.0, 0.5, key="sponsor_rate_delta", format="%+.1f pp",
+              help="Added to each structure's own sponsor rate (15% + 2 pp = 17%).")
+    sb.slider("Partner discount rate, + points", -10.0, 15.0, 0.0, 0.5, key="partner_rate_delta", format="%+.1f pp",
+              help="Added to each structure's own partner rate.")
+    sb.slider("Correlation of outcomes (ρ), +", -0.5, 0.5, 0.0, 0.05, key="rho_delta", format="%+.2f",
+              help="Added to each structure's own ρ (kept within 0 to 0.95).")
+    sb.selectbox("Discounting", list(TIMING_LABELS), format_func=TIMING_LABELS.get, key="timing_mode",
+                 help="Exact continuous-time discounting, or a spreadsheet's period convention.")
     sb.subheader("Scenario levers (article figures)")
-    sb.checkbox("Biomarker-selected trials", key="biomarker_selection_on")
-    sb.slider("Phase 3 success uplift", 0.0, 0.5, step=0.01, key="biomarker_selection_size",
-              disabled=not ss.biomarker_selection_on)
-    sb.checkbox("AI-driven recruitment", key="ai_recruitment_on")
-    sb.slider("Trial duration reduction", 0.0, 0.6, step=0.01, key="ai_recruitment_size",
-              disabled=not ss.ai_recruitment_on)
-    sb.checkbox("Quality by Design (QbD)", key="qbd_on")
-    sb.slider("Batch failure reduction", 0.0, 1.0, step=0.05, key="qbd_size", disabled=not ss.qbd_on)
+    for lever, label in LEVERS.items():
+        sb.radio(label, [AS_WRITTEN, "on", "off"], horizontal=True, key=f"{lever}_mode")
     return paths, seed
 
 
@@ -272,15 +291,18 @@ def main() -> None:
     header.subheader(name)
     header.caption(f"Money in {currency} millions · {paths:,} paths, seed {seed} · differences against "
                    f"**{baseline}** · computed in {time.perf_counter() - started:.2f} s")
-    m = header.columns(5)
-    m[0].metric("Headline deal value", money(result.headline_value),
-                help="Fixed payments to the partner if every candidate succeeds (biobucks).")
-    m[1].metric("Partner expected NPV", money(row["partner_expected_npv"]),
-                delta=None if name == baseline else f"{row['partner_diff']:+,.1f} vs baseline")
-    m[2].metric("Sponsor expected NPV", money(row["sponsor_expected_npv"]),
+    m = header.columns(6)
+    m[0].metric("Biobucks ($M)", money(result.biobucks),
+                help="Upfront + every milestone to the partner, sales milestones as if reached.")
+    m[1].metric("Total contract value ($M)", money(result.total_contract_value),
+                help="Biobucks + service fees at list price + success premiums: how CDMO deals are announced.")
+    m[2].metric("Partner expected NPV ($M)", money(row["partner_expected_npv"]),
+                delta=None if name == baseline else f"{row['partner_diff']:+,.1f} vs baseline",
+                help="Mean over paths of the partner's NPV: payments received less its own costs.")
+    m[3].metric("Sponsor expected NPV ($M)", money(row["sponsor_expected_npv"]),
                 delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} vs baseline")
-    m[3].metric("Partner probability of loss", f"{row['partner_prob_loss']:.1%}")
-    m[4].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
+    m[4].metric("Partner probability of loss", f"{row['partner_prob_loss']:.1%}")
+    m[5].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
                 help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
 
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
@@ -330,7 +352,8 @@ def sensitivity(deal_json: str, seed: int) -> None:
 def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> None:
     t = comparison.table
     shown = pd.DataFrame({
-        "headline": t["headline_value"],
+        "biobucks": t["biobucks"],
+        "contract value": t["total_contract_value"],
         "sponsor eNPV": t["sponsor_expected_npv"],
         "partner eNPV": t["partner_expected_npv"],
         "partner P5": t["partner_p5"],

@@ -29,12 +29,13 @@ from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal
 from dealmodel.sensitivity import tornado
 from dealmodel.solver import Solution, SolveError, iso_value, solve
-from dealmodel.terms import headline_value
+from dealmodel.terms import Headline, headline
 
 __all__ = [
     "Comparison",
     "Deal",
     "DealError",
+    "Headline",
     "SimulationResult",
     "Solution",
     "SolveError",
@@ -44,7 +45,7 @@ __all__ = [
     "dump_deal",
     "export",
     "get_value",
-    "headline_value",
+    "headline",
     "iso_value",
     "load_deal",
     "parse_deal",

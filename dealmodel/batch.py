@@ -26,7 +26,7 @@ from dealmodel.io import DealError, load_deal
 from dealmodel.metrics import summarize
 from dealmodel.program import BLOCK
 from dealmodel.schema import Deal
-from dealmodel.terms import headline_value
+from dealmodel.terms import headline
 
 TASK_PATHS = 8 * BLOCK
 """Paths per task (whole random-number blocks); results do not depend on it."""
@@ -119,7 +119,8 @@ def read_grid(path: str | os.PathLike[str]) -> dict[str, list[float]]:
 
 def _task(index: int, first: int, deal: Deal, seed: int, n: int) -> tuple[int, int, dict[str, np.ndarray]]:
     """One unit of work (module level so that processes and Dask workers can import it)."""
-    return index, first, value_paths(deal, seed, first, n)["npv"]
+    out = value_paths(deal, seed, first, n)
+    return index, first, {**out["npv"], "payments": out["term_pv"].sum(axis=0)}
 
 
 def _serial(tasks: list[tuple]) -> Iterator[tuple]:
@@ -235,7 +236,7 @@ def value_items(
                 continue
             parts = chunks.pop(index)
             finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)])
-                               for p in ("sponsor", "partner", "program")}
+                               for p in ("sponsor", "partner", "program", "payments")}
             if index == baseline:
                 base_npv = finished[index]
             waiting.append(index)
@@ -260,7 +261,8 @@ def _row_base(item: Item) -> dict[str, Any]:
 
 def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_key: str) -> dict[str, Any]:
     paired = program_key(item.deal) == base_key
-    row = comparison_row(item.label, summarize(npv), headline_value(item.deal), npv, base_npv, paired)
+    row = comparison_row(item.label, summarize(npv), headline(item.deal), float(npv["payments"].mean()), npv,
+                         base_npv, paired)
     row.pop("variant")
     return _row_base(item) | row | {"error": None}
 

@@ -79,8 +79,11 @@ def _print_value_table(result) -> None:
     deal = result.deal
     cur = deal.currency
     print(f"{deal.name}")
-    print(f"{result.paths:,} paths, seed {result.seed}; money in {cur} millions\n")
-    print(f"Headline deal value to the partner: {_fmt(result.headline_value)}")
+    print(f"{result.paths:,} paths, seed {result.seed}; money in {cur} millions; "
+          f"timing {deal.timing.replace('_', ' ')}\n")
+    print(f"Biobucks (upfront + milestones if all succeed):          {_fmt(result.biobucks):>10}")
+    print(f"Total contract value (biobucks + fees at list price):    {_fmt(result.total_contract_value):>10}")
+    print(f"Expected PV of all payments to the partner:              {_fmt(result.expected_pv_to_partner):>10}")
     summary = result.summary()
     cols = [
         ("expected_npv", "eNPV", 1),
@@ -193,7 +196,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f"money in {deal.currency} millions; baseline: {comparison.baseline}\n")
     t = comparison.table
     width = max(12, max(len(v) for v in t.index) + 2)
-    cols = [("headline_value", "headline", 1), ("sponsor_expected_npv", "sponsor eNPV", 1),
+    cols = [("total_contract_value", "contract value", 1), ("sponsor_expected_npv", "sponsor eNPV", 1),
             ("partner_expected_npv", "partner eNPV", 1), ("partner_p5", "partner P5", 1),
             ("partner_prob_loss", "partner P(loss)", 3), ("partner_risk_share", "partner risk sh.", 3),
             ("partner_diff", "partner diff", 1), ("joint_gain", "joint gain", 1)]

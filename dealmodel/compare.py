@@ -18,6 +18,7 @@ from dealmodel import metrics
 from dealmodel.engine import simulate
 from dealmodel.result import PARTIES, SimulationResult
 from dealmodel.schema import Deal
+from dealmodel.terms import Headline
 
 COMPARE_METRICS = (
     "expected_npv",
@@ -99,7 +100,8 @@ def compare(
     ``deals`` is a list (labelled by deal name) or a mapping label -> deal. ``baseline`` is a
     label or position (default: the first). The table has one row per variant and, for each
     party, the columns ``{party}_{metric}`` for the metrics of :data:`COMPARE_METRICS`, then
-    ``headline_value``, ``paired`` (shares the baseline's program paths), the paired difference
+    ``biobucks``, ``total_contract_value``, ``expected_pv_to_partner``, ``paired`` (shares the
+    baseline's program paths), the paired difference
     against the baseline ``{party}_diff`` with its standard error ``{party}_diff_se``, and the
     **joint gain** (sponsor's change + partner's change) with its standard error.
     ``progress(done, total)`` is called after each variant.
@@ -146,7 +148,8 @@ def compare_results(
     base_result = results[base]
     base_key = program_key(base_result.deal)
     rows = [
-        comparison_row(name, r.summary(), r.headline_value, r.npv, base_result.npv, program_key(r.deal) == base_key)
+        comparison_row(name, r.summary(), r.headline, r.expected_pv_to_partner, r.npv, base_result.npv,
+                       program_key(r.deal) == base_key)
         for name, r in results.items()
     ]
     table = pd.DataFrame(rows).set_index("variant")
@@ -157,7 +160,8 @@ def compare_results(
 def comparison_row(
     name: str,
     summary: pd.DataFrame,
-    headline: float,
+    headline: Headline,
+    expected_pv_to_partner: float,
     npv: Mapping[str, np.ndarray],
     base_npv: Mapping[str, np.ndarray],
     paired: bool,
@@ -167,7 +171,9 @@ def comparison_row(
     for party in PARTIES:
         for m in COMPARE_METRICS:
             row[f"{party}_{m}"] = float(summary.loc[party, m])
-    row["headline_value"] = headline
+    row["biobucks"] = headline.biobucks
+    row["total_contract_value"] = headline.total_contract_value
+    row["expected_pv_to_partner"] = expected_pv_to_partner
     row["paired"] = paired
     for party in PARTIES:
         row[f"{party}_diff"], row[f"{party}_diff_se"] = _difference(npv[party], base_npv[party], paired)

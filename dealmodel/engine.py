@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dealmodel.cashflows import Channel, Grid, Phased, build, discount_factors, present_value
-from dealmodel.program import BLOCK, ProgramPaths, SalesGrid, sales_grid, simulate_program
+from dealmodel.cashflows import Ledger
+from dealmodel.program import BLOCK, ProgramPaths, Sales, sales_by_launch_year, simulate_program
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal, Supply
-from dealmodel.terms import add_term, headline_value
+from dealmodel.terms import add_term, headline
+from dealmodel.timing import Discount
 
 DEFAULT_CHUNK = 2 * BLOCK
 MAX_PATHS = 20_000_000
@@ -45,71 +46,70 @@ def _supplied(deal: Deal) -> dict[int, str]:
     return out
 
 
-def program_flows(
-    deal: Deal, program: ProgramPaths, grid: Grid, phased: list[Phased], sales: list[SalesGrid]
-) -> tuple[Channel, Channel]:
+def program_flows(deal: Deal, program: ProgramPaths, sales: list[Sales]) -> tuple[Ledger, Ledger]:
     """Each party's own cash flows before any payment between them: ``(sponsor, partner)``.
 
     The sponsor sells, pays its development cost and other operating cost, and the cost of goods
-    unless a supply term has the partner make the product; the partner pays for its own services.
+    unless a supply term has the partner make the product; the partner pays for its own services
+    (remade batches included).
     """
-    sponsor, partner = Channel(grid), Channel(grid)
+    sponsor, partner = Ledger(program.n), Ledger(program.n)
     maker = _supplied(deal)
     for c, cp in enumerate(program.candidates):
-        sponsor.spread(phased[c], -cp.sponsor_cost * cp.reached)
-        partner.spread(phased[c], -cp.partner_cost * cp.reached)
+        sponsor.spread(cp.start, cp.end, -cp.sponsor_cost * cp.reached)
+        partner.spread(cp.start, cp.end, -cp.partner_cost * cp.reached)
         sg = sales[c]
         if sg.rows.size == 0:
             continue
-        net = sg.sales()
-        rows = sg.rows
-        cogs = net * cp.cogs_fraction[rows, None]
-        opex = net * cp.opex_fraction[rows, None]
+        cogs = cp.cogs_fraction[sg.rows]
+        opex = cp.opex_fraction[sg.rows]
         if maker.get(c) == "partner":
-            sponsor.dense(rows, net - opex)
-            partner.dense(rows, -cogs)
+            sg.add_to(sponsor, 1.0 - opex)
+            sg.add_to(partner, -cogs)
         else:
-            sponsor.dense(rows, net - opex - cogs)
+            sg.add_to(sponsor, 1.0 - opex - cogs)
     return sponsor, partner
 
 
-def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, df: dict[str, np.ndarray], out: dict) -> list:
+def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str, Discount], out: dict) -> list:
     """Simulate and value paths ``[first_block * BLOCK, ... + n)``, writing into ``out``'s slices.
 
     Returns the chunk's per-candidate counts (phases reached, approvals, sum of launch times).
     """
     H = deal.horizon_years
     program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
-    grid = Grid(n, H)
-    phased = [Phased(grid, cp.start, cp.end) for cp in program.candidates]
-    sales = [sales_grid(cp, H) for cp in program.candidates]
-    sponsor_own, partner_own = program_flows(deal, program, grid, phased, sales)
-    payments = Channel(grid)
+    sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
+    sponsor_own, partner_own = program_flows(deal, program, sales)
+    terms = []
+    paid_partner = np.zeros(n)
+    paid_sponsor = np.zeros(n)
     for i, term in enumerate(deal.terms):
-        one = Channel(grid, df=df["partner"], into=payments)
-        add_term(term, deal, program, phased, sales, one)
-        out["term_pv"][i] = one.pv
-    sponsor = build(grid, (sponsor_own, 1.0), (payments, -1.0))
-    partner = build(grid, (partner_own, 1.0), (payments, 1.0))
+        led = Ledger(n)
+        add_term(term, deal, program, sales, led)
+        out["term_pv"][i] = led.pv(disc["partner"])
+        paid_partner += out["term_pv"][i]
+        paid_sponsor += led.pv(disc["sponsor"])
+        terms.append(led)
+    out["npv"]["sponsor"][:] = sponsor_own.pv(disc["sponsor"]) - paid_sponsor
+    out["npv"]["partner"][:] = partner_own.pv(disc["partner"]) + paid_partner
+    out["npv"]["program"][:] = sponsor_own.pv(disc["program"]) + partner_own.pv(disc["program"])
     if "flows" in out:
-        out["flows"]["sponsor"][:] = sponsor
-        out["flows"]["partner"][:] = partner
-    out["npv"]["sponsor"][:] = present_value(sponsor, df["sponsor"])
-    out["npv"]["partner"][:] = present_value(partner, df["partner"])
-    out["npv"]["program"][:] = present_value(sponsor + partner, df["program"])
+        payments = Ledger.combine(terms, n).annual(H)
+        out["flows"]["sponsor"][:] = sponsor_own.annual(H) - payments
+        out["flows"]["partner"][:] = partner_own.annual(H) + payments
     return [
         (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
         for cp in program.candidates
     ]
 
 
-def discount_table(deal: Deal) -> dict[str, np.ndarray]:
-    """Discount factors of sponsor, partner and program over the deal's grid."""
+def discount_table(deal: Deal) -> dict[str, Discount]:
+    """Discount of sponsor, partner and program under the deal's timing convention."""
     H = deal.horizon_years
     return {
-        "sponsor": discount_factors(deal.parties.sponsor.discount_rate, H),
-        "partner": discount_factors(deal.parties.partner.discount_rate, H),
-        "program": discount_factors(deal.program_rate, H),
+        "sponsor": Discount(deal.parties.sponsor.discount_rate, H, deal.timing),
+        "partner": Discount(deal.parties.partner.discount_rate, H, deal.timing),
+        "program": Discount(deal.program_rate, H, deal.timing),
     }
 
 
@@ -150,8 +150,7 @@ def simulate(
     ``cash_flows`` and ``irr`` still works.
     """
     chunk = _check_args(paths, seed, chunk_size)
-    H = deal.horizon_years
-    T = H + 1
+    T = deal.horizon_years
     if keep_flows and paths * T * 16 > MAX_FLOW_BYTES:
         raise ValueError(
             f"keeping {paths:,} paths' cash flows takes {paths * T * 16 / 2**30:.1f} GiB; "
@@ -202,7 +201,7 @@ def simulate(
         deal=deal,
         paths=paths,
         seed=seed,
-        headline_value=headline_value(deal),
+        headline=headline(deal),
         npv=npv,
         flows=flows,
         term_pv=term_pv,

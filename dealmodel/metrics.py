@@ -12,8 +12,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from dealmodel.cashflows import discount_factors, present_value
-
 METRICS = (
     "expected_npv",
     "std_npv",
@@ -33,7 +31,8 @@ def npv(rate: float, flows: np.ndarray) -> np.ndarray:
     Period 0 is undiscounted, as in ``numpy_financial.npv``.
     """
     flows = np.asarray(flows, dtype=float)
-    return present_value(flows, discount_factors(rate, flows.shape[-1] - 1))
+    factors = (1.0 + rate) ** -np.arange(flows.shape[-1], dtype=float)
+    return np.sum(flows * factors, axis=-1)  # row-wise, not BLAS: the sum must not depend on the row count
 
 
 def irr(flows: np.ndarray, low: float = -0.9, high: float = 5.0, tol: float = 1e-12) -> np.ndarray:

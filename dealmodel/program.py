@@ -10,8 +10,11 @@ Conventions (see docs/methodology.md):
 * Phase success: for phase k, every candidate of a platform group shares a factor F_k; the
   candidate's latent Z = sqrt(rho) F_k + sqrt(1 - rho) e_k and the phase succeeds when
   Z < Phi^-1(p) (a one-factor Gaussian copula; rho = 0 gives independent candidates).
-* Launch is at approval (end of filing). Sales in launch year j (j = 1, 2, ...) are
-  peak x curve(j) x (1 - erosion)^max(0, j - exclusivity).
+* Launch is at approval (end of filing). Launch year k (k = 0, 1, ...) is the 12 months from
+  launch + k; sales flow through it at the constant rate
+  peak x curve(k) x (1 - erosion)^max(0, k + 1 - exclusivity) a year.
+* The AI recruitment lever shortens the recruiting share of each clinical phase; the biomarker
+  lever raises phase 3 success of biomarker-selected candidates; QbD lowers batch failures.
 * Random numbers: paths come in fixed blocks of ``BLOCK`` paths; block b draws its latent
   normals from ``SeedSequence(seed, spawn_key=(b, 0))`` and candidate c's inputs from
   ``spawn_key=(b, c + 1)``. Results therefore do not depend on how blocks are grouped into
@@ -46,13 +49,14 @@ class CandidatePaths:
     reached: np.ndarray  # bool: the phase was started
     succeeded: np.ndarray  # bool: the phase was started and succeeded
     sponsor_cost: np.ndarray  # the phase's sponsor cost (incurred only where reached)
-    partner_cost: np.ndarray  # the partner's actual cost, failed batches included
+    partner_cost: np.ndarray  # the partner's actual cost, remade (failed) batches included
+    remake: np.ndarray  # (n,) 1 / (1 - batch failure rate): actual over nominal manufacturing cost
     approved: np.ndarray  # (n,) bool
     launch: np.ndarray  # (n,) approval time; inf where not approved
     peak_sales: np.ndarray  # (n,)
     exclusivity_years: np.ndarray  # (n,)
     erosion_after_loe: np.ndarray  # (n,)
-    cogs_fraction: np.ndarray  # (n,) actual, failed batches included
+    cogs_fraction: np.ndarray  # (n,) actual, remade batches included
     opex_fraction: np.ndarray  # (n,)
     curve: tuple[float, ...]
 
@@ -115,6 +119,17 @@ def _sample(q: _Dist, u: np.ndarray) -> np.ndarray | float:
     return q.value if q.is_fixed else q.ppf(u)  # type: ignore[attr-defined]
 
 
+def _recruitment_cut(deal: Deal, phase: str, spec, d):
+    """Duration and sponsor-cost saving of a clinical phase under the AI recruitment lever."""
+    lever = deal.levers.ai_recruitment
+    if not lever.enabled or phase not in _CLINICAL:
+        return d, 0.0
+    share = spec.recruitment_share if spec.recruitment_share is not None else lever.recruitment_share
+    saved_years = d * lever.recruitment_time_reduction * share
+    saving = 12.0 * saved_years * lever.saving_per_month + spec.patients * lever.saving_per_patient
+    return d - saved_years, saving
+
+
 def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: int | None = None) -> ProgramPaths:
     """Simulate the program on the paths of blocks ``[first_block, first_block + n_blocks)``.
 
@@ -135,25 +150,22 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
         s_cost = np.empty((n, K))
         p_cost = np.empty((n, K))
         success = np.empty((n, K), dtype=bool)
-        probs = []
         for k, (phase, spec) in enumerate(remaining):
-            d = _sample(spec.duration_years, u[next(slot)])
-            if levers.ai_recruitment.enabled and phase in _CLINICAL:
-                d = d * (1.0 - levers.ai_recruitment.duration_reduction)
+            d, saving = _recruitment_cut(deal, phase, spec, _sample(spec.duration_years, u[next(slot)]))
             durations[:, k] = d
-            s_cost[:, k] = _sample(spec.cost, u[next(slot)])
+            s_cost[:, k] = np.maximum(0.0, _sample(spec.cost, u[next(slot)]) - saving)
             p_cost[:, k] = _sample(spec.partner_cost, u[next(slot)])
             p = _sample(spec.success_probability, u[next(slot)])
             if levers.biomarker_selection.enabled and cand.biomarker_selected and phase == "phase3":
                 p = np.minimum(1.0, np.multiply(p, 1.0 + levers.biomarker_selection.phase3_success_uplift))
-            probs.append(p)
             success[:, k] = z[:, c, PHASES.index(phase)] < special.ndtri(p)
         com = cand.commercial
         commercial = {name: _sample(getattr(com, name), u[next(slot)]) for name in _COMMERCIAL_SLOTS}
         failure = _sample(cand.batch_failure_rate, u[next(slot)])
         if levers.qbd.enabled:
             failure = np.multiply(failure, 1.0 - levers.qbd.batch_failure_reduction)
-        remake = 1.0 / (1.0 - np.asarray(failure, dtype=float))
+        full = np.ones(n)
+        remake = full / (1.0 - np.asarray(failure, dtype=float))
         end = np.cumsum(durations, axis=1)
         start = np.concatenate([np.zeros((n, 1)), end[:, :-1]], axis=1)
         ok_so_far = np.cumprod(success, axis=1)
@@ -162,7 +174,6 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
         succeeded = ok_so_far.astype(bool)
         approved = succeeded[:, -1]
         launch = np.where(approved, end[:, -1], np.inf)
-        full = np.ones(n)
         out.append(
             CandidatePaths(
                 name=cand.name,
@@ -172,13 +183,14 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
                 reached=reached,
                 succeeded=succeeded,
                 sponsor_cost=s_cost,
-                partner_cost=p_cost * (remake[:, None] if np.ndim(remake) else remake),
+                partner_cost=p_cost * remake[:, None],
+                remake=remake,
                 approved=approved,
                 launch=launch,
                 peak_sales=commercial["peak_sales"] * full,
                 exclusivity_years=commercial["exclusivity_years"] * full,
                 erosion_after_loe=commercial["erosion_after_loe"] * full,
-                cogs_fraction=commercial["cogs_fraction"] * remake * full,
+                cogs_fraction=commercial["cogs_fraction"] * remake,
                 opex_fraction=commercial["opex_fraction"] * full,
                 curve=com.curve(),
             )
@@ -186,63 +198,43 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
     return ProgramPaths(n=n, horizon=deal.horizon_years, candidates=tuple(out))
 
 
-# --------------------------------------------------------------------------- sales on the grid
+# --------------------------------------------------------------------------- sales by launch year
 
 
 @dataclass(frozen=True)
-class SalesGrid:
-    """Annual net sales of one candidate on the paths where it launches inside the horizon.
+class Sales:
+    """Net sales of one candidate on the paths where it launches inside the horizon.
 
-    ``rows`` are path indices; arrays are ``(m, H + 1)`` over periods 0..H, where period t holds
-    the time (t - 1, t]. A period straddles two launch years, k and k + 1 (0-based), with time
-    shares ``1 - phi`` and ``phi``.
+    Launch year k (k = 0, 1, ...) is the 12 months ``[launch + k, launch + k + 1)``, the
+    contracts' royalty year; sales flow at a constant rate through it:
+    ``rate[:, k] = peak x curve(k) x (1 - erosion)^max(0, k + 1 - exclusivity)``, which is
+    also that year's total. Arrays are over the launched paths ``rows``.
     """
 
-    rows: np.ndarray
-    k: np.ndarray  # (m, T) int: launch year (0-based) at the start of the period, clipped at -2
-    phi: np.ndarray  # (m, T)
-    peak: np.ndarray  # (m,)
-    exclusivity: np.ndarray  # (m,)
-    erosion: np.ndarray  # (m,)
-    horizon: int
+    rows: np.ndarray  # (m,) path indices
+    launch: np.ndarray  # (m,)
+    rate: np.ndarray  # (m, K) net sales in launch year k
+    exclusivity: np.ndarray  # (m,) years from launch to loss of exclusivity
 
-    curve: tuple[float, ...]
+    def starts(self) -> np.ndarray:
+        return self.launch[:, None] + np.arange(self.rate.shape[1], dtype=float)[None, :]
 
-    def year_table(self, weight: np.ndarray | None = None) -> np.ndarray:
-        """Share of peak in launch years 0..H+1 ``(m, H+2)``, times an optional per-year weight."""
-        n_years = self.horizon + 2
-        curve = np.ones(n_years)
-        ramp = np.asarray(self.curve[:n_years], dtype=float)
-        curve[: ramp.size] = ramp
-        past_loe = np.maximum(0.0, np.arange(1, n_years + 1)[None, :] - self.exclusivity[:, None])
-        table = curve[None, :] * (1.0 - self.erosion[:, None]) ** past_loe
-        return table if weight is None else table * weight
-
-    def sales(self, weight: np.ndarray | None = None) -> np.ndarray:
-        """Net sales per period ``(m, T)``; with ``weight`` (per launch year), weighted sales."""
-        table = self.year_table(weight)
-        padded = np.concatenate([np.zeros((table.shape[0], 1)), table], axis=1)  # index j = year j - 1
-        j = self.k + 1
-        first = np.take_along_axis(padded, np.clip(j, 0, padded.shape[1] - 1), axis=1)
-        second = np.take_along_axis(padded, np.clip(j + 1, 0, padded.shape[1] - 1), axis=1)
-        return self.peak[:, None] * ((1.0 - self.phi) * first + self.phi * second)
+    def add_to(self, ledger, factor: np.ndarray | float = 1.0) -> None:
+        """Book ``factor`` x sales (``factor`` a number or one per launched path) into ``ledger``."""
+        if self.rows.size == 0:
+            return
+        factor = np.asarray(factor, dtype=float)
+        start = self.starts()
+        ledger.span(start, start + 1.0, self.rate * (factor[:, None] if factor.ndim else factor), self.rows)
 
 
-def sales_grid(cp: CandidatePaths, horizon: int) -> SalesGrid:
+def sales_by_launch_year(cp: CandidatePaths, horizon: int) -> Sales:
     rows = np.flatnonzero(cp.launch < horizon)
-    launch = cp.launch[rows]
-    t = np.arange(horizon + 1, dtype=float)
-    u = t[None, :] - 1.0 - launch[:, None]  # time since launch at the start of each period
-    k = np.floor(u)
-    phi = u - k
-    k = np.maximum(k, -2).astype(np.int64)
-    return SalesGrid(
-        rows=rows,
-        k=k,
-        phi=phi,
-        peak=cp.peak_sales[rows],
-        exclusivity=cp.exclusivity_years[rows],
-        erosion=cp.erosion_after_loe[rows],
-        horizon=horizon,
-        curve=cp.curve,
-    )
+    years = np.arange(horizon, dtype=float)  # launch year k starts at launch + k < horizon only for k < horizon
+    n_curve = min(len(cp.curve), horizon)
+    curve = np.ones(horizon)
+    curve[:n_curve] = cp.curve[:n_curve]
+    excl = cp.exclusivity_years[rows]
+    past_loe = np.maximum(0.0, years[None, :] + 1.0 - excl[:, None])
+    rate = cp.peak_sales[rows, None] * curve[None, :] * (1.0 - cp.erosion_after_loe[rows, None]) ** past_loe
+    return Sales(rows=rows, launch=cp.launch[rows], rate=rate, exclusivity=excl)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from dealmodel import metrics
 from dealmodel.schema import Deal
+from dealmodel.terms import Headline
 
 PARTIES = ("sponsor", "partner", "program")
 
@@ -24,9 +25,10 @@ class SimulationResult:
     npv : dict party -> (paths,) array
         NPV of each path for ``sponsor`` and ``partner`` at their own discount rates, and for the
         whole ``program`` (sponsor + partner cash flows) at the program rate.
-    flows : dict party -> (paths, horizon + 1) array
-        Cash flows per path and period for ``sponsor`` and ``partner``; period 0 is the
-        valuation date, period t the year (t - 1, t].
+    flows : dict party -> (paths, horizon) array
+        Cash flows per path and calendar year for ``sponsor`` and ``partner``: column i holds
+        the year [i, i + 1) from the valuation date, i.e. ``valuation_year + i``. A report of
+        the flows; the NPVs are valued in continuous time under the deal's ``timing``.
     term_pv : (terms, paths) array
         Present value to the partner (at the partner's rate) of each term's payments, per path.
     """
@@ -34,17 +36,32 @@ class SimulationResult:
     deal: Deal
     paths: int
     seed: int
-    headline_value: float
+    headline: Headline
     npv: dict[str, np.ndarray]
     flows: dict[str, np.ndarray]
     term_pv: np.ndarray
     candidates: dict[str, dict[str, Any]]
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def biobucks(self) -> float:
+        """Upfront + every milestone to the partner, sales milestones as if reached (millions)."""
+        return self.headline.biobucks
+
+    @property
+    def total_contract_value(self) -> float:
+        """Biobucks + service fees at list price + success premiums (millions)."""
+        return self.headline.total_contract_value
+
+    @property
+    def expected_pv_to_partner(self) -> float:
+        """Expected PV, at the partner's rate, of every payment to the partner (sales-linked included)."""
+        return float(self.term_pv.sum(axis=0).mean()) if len(self.term_pv) else 0.0
+
     # ------------------------------------------------------------------ per-path views
 
     def cash_flows(self, party: str) -> np.ndarray:
-        """Per-path cash flows ``(paths, horizon + 1)`` of a party (``program`` = their sum)."""
+        """Per-path cash flows ``(paths, horizon)`` by calendar year of a party (``program`` = their sum)."""
         if not self.flows:
             raise ValueError("this result was simulated with keep_flows=False: per-path cash flows were not kept")
         if party == "program":
@@ -74,10 +91,13 @@ class SimulationResult:
         return out
 
     def per_year(self) -> pd.DataFrame:
-        """Expected cash flow per period and party with the P10-P90 band across paths."""
+        """Expected cash flow per calendar year and party with the P10-P90 band across paths.
+
+        Each calendar year appears once; ``year_index`` i is [i, i + 1) from the valuation date.
+        """
         if "per_year" not in self._cache:
             frames = []
-            periods = np.arange(self.deal.horizon_years + 1)
+            years = np.arange(self.deal.horizon_years)
             for party in PARTIES:
                 cf = self.cash_flows(party)
                 p10, p90 = np.quantile(cf, [0.1, 0.9], axis=0)
@@ -85,8 +105,8 @@ class SimulationResult:
                     pd.DataFrame(
                         {
                             "party": party,
-                            "period": periods,
-                            "year": self.deal.valuation_year + np.maximum(periods - 1, 0),
+                            "year_index": years,
+                            "year": self.deal.valuation_year + years,
                             "mean": cf.mean(axis=0),
                             "p10": p10,
                             "p90": p90,
@@ -109,7 +129,10 @@ class SimulationResult:
             "paths": self.paths,
             "seed": self.seed,
             "currency": self.deal.currency,
-            "headline_value": self.headline_value,
+            "timing": self.deal.timing,
+            "biobucks": self.biobucks,
+            "total_contract_value": self.total_contract_value,
+            "expected_pv_to_partner": self.expected_pv_to_partner,
             "parties": {
                 party: {m: _clean(summary.loc[party, m]) for m in metrics.METRICS} for party in PARTIES
             },

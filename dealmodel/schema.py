@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dealmodel.distributions import Fixed, Quantity, in_range
+from dealmodel.timing import Timing
 
 PHASES: tuple[str, ...] = ("preclinical", "phase1", "phase2", "phase3", "filing")
 """Development phases in order. ``filing`` is regulatory review; its success is approval."""
@@ -72,11 +73,28 @@ class BiomarkerLever(_Model):
 
 
 class AIRecruitmentLever(_Model):
-    """AI-driven patient matching: 'a 30% reduction in patient recruitment timelines' (article)."""
+    """AI-driven patient matching: 'a 30% reduction in patient recruitment timelines' and 'per-patient
+    costs lower by an average of $5,000' (article).
+
+    The cut applies to the recruitment part of each clinical phase (phase 1-3): a phase of
+    duration d whose recruitment share is s lasts ``d (1 - recruitment_time_reduction x s)``.
+    A share of 1 is the article's other reading, "trial timelines cut by up to 30%".
+    """
 
     enabled: bool = False
-    duration_reduction: float = Field(
-        0.30, ge=0.0, lt=1.0, description="Relative reduction of phase 1-3 durations."
+    recruitment_time_reduction: float = Field(
+        0.30, ge=0.0, lt=1.0, description="Relative cut of the recruitment time of phases 1-3."
+    )
+    recruitment_share: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Share of a clinical phase's duration spent recruiting, where the phase does not "
+        "give its own recruitment_share.",
+    )
+    saving_per_patient: float = Field(
+        0.005, ge=0.0, le=1.0, description="Sponsor cost saved per patient of a phase's 'patients' (millions)."
+    )
+    saving_per_month: float = Field(
+        0.0, ge=0.0, le=100.0, description="Sponsor cost saved per month the phase is shortened (millions)."
     )
 
 
@@ -115,10 +133,18 @@ class Correlation(_Model):
 class PhaseSpec(_Model):
     success_probability: Probability = Field(description="Probability the phase succeeds.")
     duration_years: NonNegative = Field(description="Years from the start to the end of the phase.")
-    cost: NonNegative = Field(0.0, description="Sponsor's own cost of the phase (millions).")
+    cost: NonNegative = Field(default_factory=lambda: Fixed(value=0.0),
+                              description="Sponsor's own cost of the phase (millions).")
     partner_cost: NonNegative = Field(
-        0.0, description="Partner's cost of its services in the phase (millions), before failed batches."
+        default_factory=lambda: Fixed(value=0.0),
+        description="Partner's cost of its services in the phase (millions), before failed batches.",
     )
+    recruitment_share: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Share of the phase's duration spent recruiting patients (for the AI recruitment lever); "
+        "none = the lever's recruitment_share.",
+    )
+    patients: float = Field(0.0, ge=0.0, le=1e6, description="Patients enrolled (for the lever's per-patient saving).")
 
 
 class Phases(_Model):
@@ -246,6 +272,11 @@ class ServiceFees(_CandidateTerm):
 
     kind: Literal["service_fees"]
     markup: float = Field(gt=-1.0, le=10.0, description="Margin on the partner's cost (0.2 = cost + 20%).")
+    failed_batches_paid_by: Party = Field(
+        "partner",
+        description="Who pays for batches remade after failing specification: the partner (the usual CDMO "
+        "warranty: fees are billed on the nominal cost) or the sponsor (fees billed on the actual cost).",
+    )
     at_risk_fraction: float = Field(0.0, ge=0.0, le=1.0)
     success_premium: float = Field(0.0, ge=0.0, le=10.0, description="Uplift on the deferred part when paid.")
     deferred_until: Literal["phase_success", "approval"] = "phase_success"
@@ -262,8 +293,8 @@ class Milestone(_CandidateTerm):
     """A payment when a candidate reaches an event.
 
     Events: ``phase1_start``, ``phase2_start``, ``phase3_start``, ``filing`` (submission, i.e.
-    phase 3 success), ``approval``, ``first_sale`` (launch, at approval), ``annual_sales`` (the
-    first year the candidate's annual net sales reach ``threshold``).
+    phase 3 success), ``approval``, ``first_sale`` (launch, at approval), ``annual_sales`` (paid
+    at the end of the first royalty year, 12 months from launch, whose net sales reach ``threshold``).
     """
 
     kind: Literal["milestone"]
@@ -281,20 +312,39 @@ class Milestone(_CandidateTerm):
 
 
 class RoyaltyTier(_Model):
-    above: float = Field(ge=0.0, description="The rate applies to annual net sales above this level.")
+    above: float = Field(ge=0.0, description="The rate applies to a royalty year's net sales above this level.")
     rate: float = Field(ge=0.0, le=1.0)
 
 
 class Royalty(_CandidateTerm):
-    """Tiered share of each candidate's annual net sales (marginal tiers, like tax brackets)."""
+    """Tiered share of net sales by royalty year (marginal tiers, like tax brackets).
+
+    A royalty year is 12 months from the product's launch (for aggregate tiers, from the first
+    launch of any covered product). Tiers apply to the net sales counted in that royalty year so
+    far; only sales inside the royalty term count; the step-down applies from the exclusivity
+    date, and a floor keeps each stepped-down rate at or above ``floor_rate``.
+    """
 
     kind: Literal["royalty"]
     tiers: list[RoyaltyTier] = Field(min_length=1)
-    term_years: float | None = Field(None, gt=0.0, description="Years from first sale; none = for ever.")
-    loe_step_down: float = Field(
-        0.0, ge=0.0, le=1.0, description="Relative cut of the rate after loss of exclusivity."
+    tier_basis: Literal["product", "aggregate"] = Field(
+        "product", description="product: tiers on each product's sales; aggregate: on all covered products' sales."
     )
-    cap: float | None = Field(None, gt=0.0, description="Cumulative royalty cap per candidate.")
+    term_years: float | None = Field(None, gt=0.0, le=100.0, description="Years from first sale; none = for ever.")
+    term_end: Literal["years", "later_of_years_and_exclusivity"] = Field(
+        "years", description="years: the term ends term_years after launch; later_of_years_and_exclusivity: "
+        "at the later of that and loss of exclusivity.",
+    )
+    loe_step_down: float = Field(
+        0.0, ge=0.0, le=1.0, description="Relative cut of the rate from loss of exclusivity on."
+    )
+    floor_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="After the step-down no tier's rate falls below this (nor rises above "
+        "its own rate).",
+    )
+    cap: float | None = Field(
+        None, gt=0.0, description="Cumulative royalty cap per product (per stream when aggregate)."
+    )
 
     @model_validator(mode="after")
     def _tiers(self) -> Royalty:
@@ -316,6 +366,11 @@ class Supply(_CandidateTerm):
 
     kind: Literal["supply"]
     markup: float = Field(gt=-1.0, le=10.0)
+    failed_batches_paid_by: Party = Field(
+        "partner",
+        description="partner: the supply price is the nominal cost of goods x (1 + markup) and the partner "
+        "bears remade batches; sponsor: the price follows the actual cost, remakes included.",
+    )
 
 
 class CostShare(_CandidateTerm):
@@ -355,6 +410,11 @@ class Deal(_Model):
         description="ISO code. All money in the file and in outputs is in millions of it.",
     )
     valuation_year: int = Field(ge=1900, le=2200, description="Cash flows are valued at 1 January of this year.")
+    timing: Timing = Field(
+        "exact",
+        description="How cash flows are discounted: exact (continuous time, default), or a spreadsheet's "
+        "end_of_year, mid_year or start_of_year (each calendar year's flows valued at its end, middle or start).",
+    )
     horizon_years: int = Field(ge=1, le=100, description="Years simulated after the valuation date.")
     parties: Parties
     program_discount_rate: float | None = Field(

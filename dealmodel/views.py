@@ -21,18 +21,19 @@ _KIND_LABELS = {
 
 
 def bridge_frame(result: SimulationResult) -> pd.DataFrame:
-    """From the partner's headline value to its risk-adjusted NPV, step by step.
+    """From the partner's total contract value to its risk-adjusted NPV, step by step.
 
-    Headline (fixed payments if everything succeeds) -> less risk and timing (what those fixed
-    payments are expected to be worth today) -> plus sales-linked payments (royalties, supply,
+    Total contract value (upfront, milestones, fees at list price if everything succeeds) -> less
+    risk and timing (what those fixed payments are expected to be worth today) -> plus sales-linked payments (royalties, supply,
     profit share, each at its expected PV) -> less the partner's own costs -> the partner's
     expected NPV. Columns: ``order``, ``label``, ``start``, ``end``, ``amount``, ``kind``
     (``total``, ``up`` or ``down``).
     """
     by_kind = result.payments_by_kind()
     fixed = sum(v for k, v in by_kind.items() if k in FIXED_KINDS)
-    steps: list[tuple[str, float, str]] = [("Headline value", result.headline_value, "total")]
-    steps.append(("Risk and timing", fixed - result.headline_value, "change"))
+    tcv = result.total_contract_value
+    steps: list[tuple[str, float, str]] = [("Total contract value", tcv, "total")]
+    steps.append(("Risk and timing", fixed - tcv, "change"))
     for kind, label in _KIND_LABELS.items():
         if kind in by_kind:
             steps.append((label, by_kind[kind], "change"))

@@ -2,33 +2,48 @@
 independent: E[PV] = sum over cash flows of P(the flow happens) x amount x discount factor.
 
 Written from the conventions in docs/methodology.md, independently of dealmodel's vectorised code:
-plain Python loops over candidates, phases and periods.
+plain Python loops over candidates, phases, royalty years and calendar years.
+
+Time is continuous, in years from the valuation date; the window is [0, H). Under ``exact`` timing
+a payment at t is worth v^t (v = 1 / (1 + r)) and a rate q over [a, b) is worth
+q (v^a - v^b) / ln(1 + r). Under a period convention everything in calendar year [i, i + 1) is
+valued at i + 1, i + 0.5 or i.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 PHASES = ["preclinical", "phase1", "phase2", "phase3", "filing"]
+OFFSET = {"end_of_year": 1.0, "mid_year": 0.5, "start_of_year": 0.0}
 
 
-def df(rate: float, t: int) -> float:
-    return (1.0 + rate) ** -t
+class Disc:
+    def __init__(self, rate: float, horizon: int, timing: str = "exact"):
+        self.r, self.H, self.timing = rate, horizon, timing
 
+    def lump(self, t: float) -> float:
+        if not 0 <= t < self.H:
+            return 0.0
+        if self.timing == "exact":
+            return (1 + self.r) ** -t
+        return (1 + self.r) ** -(math.floor(t) + OFFSET[self.timing])
 
-def overlap(a: float, b: float, lo: float, hi: float) -> float:
-    return max(0.0, min(b, hi) - max(a, lo))
-
-
-def lump_pv(amount: float, when: float, rate: float, horizon: int) -> float:
-    t = math.ceil(when)
-    return amount * df(rate, t) if t <= horizon else 0.0
-
-
-def spread_pv(amount: float, start: float, end: float, rate: float, horizon: int) -> float:
-    if end == start:
-        return lump_pv(amount, start, rate, horizon)
-    return sum(amount * overlap(start, end, t - 1, t) / (end - start) * df(rate, t) for t in range(1, horizon + 1))
+    def spread(self, rate: float, a: float, b: float) -> float:
+        """PV of ``rate`` per year paid over [a, b), clipped to the window."""
+        a, b = max(a, 0.0), min(b, float(self.H))
+        if b <= a:
+            return 0.0
+        if self.timing == "exact":
+            if self.r == 0:
+                return rate * (b - a)
+            g = math.log(1 + self.r)
+            return rate * ((1 + self.r) ** -a - (1 + self.r) ** -b) / g
+        total = 0.0
+        for i in range(self.H):
+            total += rate * max(0.0, min(b, i + 1) - max(a, i)) * (1 + self.r) ** -(i + OFFSET[self.timing])
+        return total
 
 
 class Cand:
@@ -42,8 +57,9 @@ class Cand:
         self.prob = [x["success_probability"] for x in p]
         self.dur = [x["duration_years"] for x in p]
         self.cost = [x.get("cost", 0.0) for x in p]
-        failure = spec.get("batch_failure_rate", 0.0)
-        self.pcost = [x.get("partner_cost", 0.0) / (1.0 - failure) for x in p]
+        self.failure = spec.get("batch_failure_rate", 0.0)
+        self.nominal_pcost = [x.get("partner_cost", 0.0) for x in p]
+        self.pcost = [c / (1.0 - self.failure) for c in self.nominal_pcost]
         self.start = [sum(self.dur[:k]) for k in range(len(order))]
         self.end = [sum(self.dur[: k + 1]) for k in range(len(order))]
         self.reach = [math.prod(self.prob[:k]) for k in range(len(order))]
@@ -52,7 +68,9 @@ class Cand:
         self.launch = self.end[-1]
         com = spec["commercial"]
         self.com = com
-        self.cogs = com["cogs_fraction"] / (1.0 - failure)
+        self.excl = com["exclusivity_years"]
+        self.cogs = com["cogs_fraction"] / (1.0 - self.failure)
+        self.nominal_cogs = com["cogs_fraction"]
         self.opex = com["opex_fraction"]
         self.horizon = horizon
 
@@ -60,137 +78,210 @@ class Cand:
         c = self.com.get("launch_curve", [0.11, 0.31, 0.58, 0.76, 0.89, 1.0])
         return c[k] if k < len(c) else 1.0
 
-    def year_sales(self, k: int, weight=lambda k: 1.0) -> float:
-        """Net sales in launch year k (0-based, covering [k, k+1) after launch), times a weight."""
-        past = max(0.0, k + 1 - self.com["exclusivity_years"])
-        return self.com["peak_sales"] * self.curve(k) * (1 - self.com["erosion_after_loe"]) ** past * weight(k)
+    def year_sales(self, k: int) -> float:
+        """Net sales in launch (royalty) year k: [launch + k, launch + k + 1), at a constant rate."""
+        past = max(0.0, k + 1 - self.excl)
+        return self.com["peak_sales"] * self.curve(k) * (1 - self.com["erosion_after_loe"]) ** past
 
-    def sales(self, weight=lambda k: 1.0) -> list[float]:
-        """Net sales in periods 0..H, if approved."""
+    def sales_pieces(self) -> list[tuple[float, float, float]]:
+        """(start, end, rate) of each launch year that starts inside the horizon, if approved."""
         out = []
-        for t in range(self.horizon + 1):
-            total = 0.0
-            for k in range(self.horizon + 2):
-                total += self.year_sales(k, weight) * overlap(self.launch + k, self.launch + k + 1, t - 1, t)
-            out.append(total)
+        k = 0
+        while self.launch + k < self.horizon:
+            out.append((self.launch + k, self.launch + k + 1, self.year_sales(k)))
+            k += 1
         return out
 
+    def sales_pv(self, d: Disc, factor: float = 1.0) -> float:
+        return sum(d.spread(q * factor, a, b) for a, b, q in self.sales_pieces())
 
-def phase_pv(c: Cand, amounts: list[float], rate: float) -> float:
+
+def phase_pv(c: Cand, amounts: list[float], d: Disc) -> float:
     """Expected PV of per-phase amounts spread over each phase, paid if the phase is reached."""
-    return sum(c.reach[k] * spread_pv(amounts[k], c.start[k], c.end[k], rate, c.horizon) for k in range(len(amounts)))
+    total = 0.0
+    for k, amount in enumerate(amounts):
+        if c.dur[k] == 0:
+            total += c.reach[k] * amount * d.lump(c.start[k])
+        else:
+            total += c.reach[k] * d.spread(amount / c.dur[k], c.start[k], c.end[k])
+    return total
 
 
-def series_pv(values: list[float], rate: float) -> float:
-    return sum(v * df(rate, t) for t, v in enumerate(values))
+# --------------------------------------------------------------------------- royalty, by royalty year
 
 
-def tiered(s: float, tiers: list[dict]) -> float:
-    bounds = [t["above"] for t in tiers] + [math.inf]
-    return sum(t["rate"] * max(0.0, min(s, hi) - lo) for t, lo, hi in zip(tiers, bounds[:-1], bounds[1:], strict=True))
+def royalty_stream_pv(term: dict, products: list[Cand], d: Disc) -> float:
+    """PV of a royalty on the products of one stream, every one of them launched (a fixed path).
+
+    Royalty years run from the first launch; in each, the sales counted so far X(t) grow at the
+    summed eligible rate, tiers apply to X, the step-down to sales after a product's exclusivity.
+    """
+    tiers = term["tiers"]
+    lows = [t["above"] for t in tiers] + [math.inf]
+    step = term.get("loe_step_down", 0.0)
+    floor = term.get("floor_rate")
+    years = term.get("term_years")
+
+    def eff(rate: float, after_loe: bool) -> float:
+        if not after_loe:
+            return rate
+        r = rate * (1 - step)
+        return max(r, min(rate, floor)) if floor is not None else r
+
+    def term_end(c: Cand) -> float:
+        if years is None:
+            return math.inf
+        if term.get("term_end", "years") == "later_of_years_and_exclusivity":
+            return c.launch + max(years, c.excl)
+        return c.launch + years
+
+    def rate_of(c: Cand, t: float) -> float:
+        if t < c.launch or t >= term_end(c):
+            return 0.0
+        return c.year_sales(math.floor(t - c.launch))
+
+    anchor = min(c.launch for c in products)
+    cap = term.get("cap")
+    paid = 0.0
+    total = 0.0
+    w = 0
+    while anchor + w < d.H:
+        lo, hi = anchor + w, min(anchor + w + 1, d.H)
+        cuts = {lo, hi}
+        for c in products:
+            for t in [c.launch + k for k in range(int(d.H) + 2)] + [term_end(c), c.launch + c.excl]:
+                if lo < t < hi:
+                    cuts.add(t)
+        cuts = sorted(cuts)
+        counted = 0.0
+        for t0, t1 in itertools.pairwise(cuts):
+            mid = 0.5 * (t0 + t1)
+            parts = [(rate_of(c, mid), mid >= c.launch + c.excl) for c in products]
+            q = sum(p for p, _ in parts)
+            if q <= 0:
+                continue
+            x0, x1 = counted, counted + q * (t1 - t0)
+            for j, tier in enumerate(tiers):
+                a, b = min(max(x0, lows[j]), lows[j + 1]), min(max(x1, lows[j]), lows[j + 1])
+                if b <= a:
+                    continue
+                s, e = t0 + (a - x0) / q, t0 + (b - x0) / q
+                r = sum(p * eff(tier["rate"], after) for p, after in parts)
+                if cap is not None:
+                    if r * (e - s) > cap - paid:
+                        e = s + max(cap - paid, 0.0) / r if r > 0 else e
+                    paid += r * (e - s)
+                total += d.spread(r, s, e)
+            counted = x1
+        w += 1
+    return total
 
 
-def term_pv(term: dict, c: Cand, rate: float) -> float:
-    """Expected PV of one term's net payments to the partner for one candidate."""
+def royalty_pv(term: dict, covered: list[Cand], d: Disc) -> float:
+    """Expected PV of a royalty: per product, or over every set of approved products (aggregate)."""
+    if term.get("tier_basis", "product") == "product":
+        return sum(c.p_approval * royalty_stream_pv(term, [c], d) for c in covered if c.launch < d.H)
+    total = 0.0
+    for approved in itertools.product([False, True], repeat=len(covered)):
+        prob = math.prod(c.p_approval if a else 1 - c.p_approval for c, a in zip(covered, approved, strict=True))
+        launched = [c for c, a in zip(covered, approved, strict=True) if a and c.launch < d.H]
+        if launched:
+            total += prob * royalty_stream_pv(term, launched, d)
+    return total
+
+
+# --------------------------------------------------------------------------- every other term
+
+
+def term_pv(term: dict, c: Cand, d: Disc) -> float:
+    """Expected PV of one (non-royalty) term's net payments to the partner for one candidate."""
     kind = term["kind"]
     sign = 1.0 if term.get("payee", "sponsor" if kind == "cost_share" else "partner") == "partner" else -1.0
-    H = c.horizon
     if kind == "service_fees":
         m, a, prem = term["markup"], term.get("at_risk_fraction", 0.0), term.get("success_premium", 0.0)
-        now = phase_pv(c, [x * (1 + m) * (1 - a) for x in c.pcost], rate)
-        deferred = [x * (1 + m) * a * (1 + prem) for x in c.pcost]
+        billed = c.pcost if term.get("failed_batches_paid_by", "partner") == "sponsor" else c.nominal_pcost
+        now = phase_pv(c, [x * (1 + m) * (1 - a) for x in billed], d)
+        deferred = [x * (1 + m) * a * (1 + prem) for x in billed]
         if term.get("deferred_until", "phase_success") == "phase_success":
-            later = sum(c.succeed[k] * lump_pv(deferred[k], c.end[k], rate, H) for k in range(len(deferred)))
+            later = sum(c.succeed[k] * deferred[k] * d.lump(c.end[k]) for k in range(len(deferred)))
         else:
-            later = c.p_approval * lump_pv(sum(deferred), c.launch, rate, H)
+            later = c.p_approval * sum(deferred) * d.lump(c.launch)
         return sign * (now + later)
     if kind == "milestone":
         event, amount = term["event"], term["amount"]
         if event in ("approval", "first_sale"):
-            return sign * c.p_approval * lump_pv(amount, c.launch, rate, H)
+            return sign * c.p_approval * amount * d.lump(c.launch)
         if event == "annual_sales":
-            s = c.sales()
-            hit = [t for t, v in enumerate(s) if v >= term["threshold"]]
-            return sign * c.p_approval * (amount * df(rate, hit[0]) if hit else 0.0)
+            for k, (_, _, q) in enumerate(c.sales_pieces()):
+                if q >= term["threshold"]:
+                    return sign * c.p_approval * amount * d.lump(c.launch + k + 1)
+            return 0.0
         phase = "filing" if event == "filing" else event.removesuffix("_start")
         if phase not in c.phases[1:]:
             return 0.0
         k = c.phases.index(phase)
-        return sign * c.reach[k] * lump_pv(amount, c.start[k], rate, H)
-    if kind == "royalty":
-        E = c.com["exclusivity_years"]
-        term_years = term.get("term_years")
-        step = term.get("loe_step_down", 0.0)
-
-        def weight(k):
-            inside = 1.0 if term_years is None else min(1.0, max(0.0, term_years - k))
-            return inside * (1.0 - step * min(1.0, max(0.0, k + 1 - E)))
-
-        sales, eligible = c.sales(), c.sales(weight)
-        pay = [tiered(s, term["tiers"]) * (e / s) if s > 0 else 0.0 for s, e in zip(sales, eligible, strict=True)]
-        if term.get("cap") is not None:
-            capped, total = [], 0.0
-            for x in pay:
-                new = min(total + x, term["cap"])
-                capped.append(new - total)
-                total = new
-            pay = capped
-        return sign * c.p_approval * series_pv(pay, rate)
+        return sign * c.reach[k] * amount * d.lump(c.start[k])
     if kind == "supply":
-        return sign * c.p_approval * series_pv([s * c.cogs * (1 + term["markup"]) for s in c.sales()], rate)
+        cogs = c.cogs if term.get("failed_batches_paid_by", "partner") == "sponsor" else c.nominal_cogs
+        return sign * c.p_approval * c.sales_pv(d, cogs * (1 + term["markup"]))
     if kind == "cost_share":
         funded = c.cost if term.get("payee", "sponsor") == "sponsor" else c.pcost
-        cost_part = phase_pv(c, [x * term["cost_fraction"] for x in funded], rate)
-        profit = [s * (1 - c.cogs - c.opex) * term["profit_fraction"] for s in c.sales()]
-        return sign * (cost_part - c.p_approval * series_pv(profit, rate))
+        cost_part = phase_pv(c, [x * term["cost_fraction"] for x in funded], d)
+        profit = c.p_approval * c.sales_pv(d, (1 - c.cogs - c.opex) * term["profit_fraction"])
+        return sign * (cost_part - profit)
     raise ValueError(kind)
+
+
+def _covered(term: dict, cands: list[Cand]) -> list[Cand]:
+    return [c for c in cands if term.get("candidates", "all") == "all" or c.name in term["candidates"]]
+
+
+def payments_pv(term: dict, cands: list[Cand], d: Disc) -> float:
+    """Expected PV of all of one term's payments to the partner."""
+    if term["kind"] == "upfront":
+        return (1.0 if term.get("payee", "partner") == "partner" else -1.0) * term["amount"] * d.lump(0.0)
+    covered = _covered(term, cands)
+    if term["kind"] == "royalty":
+        sign = 1.0 if term.get("payee", "partner") == "partner" else -1.0
+        return sign * royalty_pv(term, covered, d)
+    return sum(term_pv(term, c, d) for c in covered)
 
 
 def expected_npvs(deal: dict) -> dict[str, float]:
     """Expected NPV of sponsor, partner and program for a fixed-input, independent-candidate deal."""
     H = deal["horizon_years"]
+    timing = deal.get("timing", "exact")
     rs = deal["parties"]["sponsor"]["discount_rate"]
     rp = deal["parties"]["partner"]["discount_rate"]
     rprog = deal.get("program_discount_rate") or rs
+    ds, dp, dprog = Disc(rs, H, timing), Disc(rp, H, timing), Disc(rprog, H, timing)
     cands = [Cand(c, H) for c in deal["candidates"]]
-    names = [c.name for c in cands]
     supplied = set()
     for t in deal["terms"]:
         if t["kind"] == "supply":
-            supplied |= set(names if t.get("candidates", "all") == "all" else t["candidates"])
+            supplied |= {c.name for c in _covered(t, cands)}
 
-    def own(c: Cand, rate: float) -> tuple[float, float]:
-        sales = c.sales()
+    def own(c: Cand, d: Disc) -> tuple[float, float]:
         sponsor_margin = 1 - c.opex - (0.0 if c.name in supplied else c.cogs)
-        sponsor = -phase_pv(c, c.cost, rate) + c.p_approval * series_pv([s * sponsor_margin for s in sales], rate)
-        partner = -phase_pv(c, c.pcost, rate)
+        sponsor = -phase_pv(c, c.cost, d) + c.p_approval * c.sales_pv(d, sponsor_margin)
+        partner = -phase_pv(c, c.pcost, d)
         if c.name in supplied:
-            partner -= c.p_approval * series_pv([s * c.cogs for s in sales], rate)
+            partner -= c.p_approval * c.sales_pv(d, c.cogs)
         return sponsor, partner
 
     out = {"sponsor": 0.0, "partner": 0.0, "program": 0.0}
     for c in cands:
-        out["sponsor"] += own(c, rs)[0]
-        out["partner"] += own(c, rp)[1]
-        out["program"] += sum(own(c, rprog))
+        out["sponsor"] += own(c, ds)[0]
+        out["partner"] += own(c, dp)[1]
+        out["program"] += sum(own(c, dprog))
     for t in deal["terms"]:
-        if t["kind"] == "upfront":
-            sign = 1.0 if t.get("payee", "partner") == "partner" else -1.0
-            out["partner"] += sign * t["amount"]
-            out["sponsor"] -= sign * t["amount"]
-            continue
-        covered = [c for c in cands if t.get("candidates", "all") == "all" or c.name in t["candidates"]]
-        for c in covered:
-            out["partner"] += term_pv(t, c, rp)
-            out["sponsor"] -= term_pv(t, c, rs)
+        out["partner"] += payments_pv(t, cands, dp)
+        out["sponsor"] -= payments_pv(t, cands, ds)
     return out
 
 
 def expected_payments(deal: dict, index: int) -> float:
     """Expected PV to the partner, at the partner's rate, of the payments of term ``index``."""
-    t = deal["terms"][index]
-    rp = deal["parties"]["partner"]["discount_rate"]
-    if t["kind"] == "upfront":
-        return t["amount"] if t.get("payee", "partner") == "partner" else -t["amount"]
-    cands = [Cand(c, deal["horizon_years"]) for c in deal["candidates"]]
-    return sum(term_pv(t, c, rp) for c in cands if t.get("candidates", "all") == "all" or c.name in t["candidates"])
+    H = deal["horizon_years"]
+    d = Disc(deal["parties"]["partner"]["discount_rate"], H, deal.get("timing", "exact"))
+    return payments_pv(deal["terms"][index], [Cand(c, H) for c in deal["candidates"]], d)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import io
 import json
 import sys
+from typing import ClassVar
 
 import pyarrow as pa
 import pytest
+import yaml
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+import dealmodel as dm
 from tests.conftest import REFERENCE, ROOT, SAMPLES
 
 APP = str(ROOT / "app.py")
@@ -17,8 +21,22 @@ ALL_SAMPLES = sorted(SAMPLES.glob("*.yaml"))
 REV = "Reference program — revenue share"
 
 
+class _RecordingStorage(MemoryMediaFileStorage):
+    """The app's media storage, keeping every download's bytes by its file name for the test to read."""
+
+    files: ClassVar[dict[str, bytes]] = {}
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
+        if filename is not None:
+            _RecordingStorage.files[filename] = self.get_file(file_id).content
+        return file_id
+
+
 def _app(monkeypatch, *args: str) -> AppTest:
     monkeypatch.setattr(sys, "argv", ["app.py", *args])
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
+    _RecordingStorage.files.clear()
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -26,7 +44,7 @@ def _app(monkeypatch, *args: str) -> AppTest:
 
 
 def _metric(at: AppTest, label: str) -> float:
-    (m,) = [m for m in at.metric if m.label == label]
+    (m,) = [m for m in at.metric if m.label.removesuffix(" ($M)") == label]
     return float(m.value.replace(",", "").rstrip("%"))
 
 
@@ -46,7 +64,9 @@ def _chart_rows(at: AppTest) -> list[int]:
 def test_app_runs_on_every_sample_deal(monkeypatch, path):
     at = _app(monkeypatch, str(path))
     assert not at.error
-    assert _metric(at, "Headline deal value") > 0
+    deal = dm.load_deal(path)
+    assert _metric(at, "Biobucks") == pytest.approx(dm.headline(deal).biobucks, abs=0.051)
+    assert _metric(at, "Total contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
     assert len(at.get("vega_lite_chart")) == 5
 
 
@@ -68,9 +88,11 @@ def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
     assert not at.exception
     assert _metric(at, "Partner expected NPV") > before
     assert _metric(at, "Sponsor expected NPV") < sponsor_before
-    # the edit is kept in the downloadable deal
-    deal_yaml = at.sidebar.get("download_button")[0].proto
-    assert deal_yaml is not None
+    # the edit is kept in the downloadable deal: the YAML holds exactly what was valued
+    (name,) = [n for n in _RecordingStorage.files if n.endswith(".yaml")]
+    downloaded = yaml.safe_load(_RecordingStorage.files[name])
+    assert downloaded["terms"][1]["tiers"][0]["rate"] == pytest.approx(0.09)
+    assert downloaded["terms"][1]["tiers"][1]["rate"] == pytest.approx(0.09)  # the second tier, as written
 
 
 def test_program_assumptions_move_every_structure(monkeypatch):
@@ -91,7 +113,7 @@ def test_a_malformed_upload_shows_an_error_and_the_app_keeps_working(monkeypatch
     assert "candidates: must not be empty" in error.value
     assert "parties.partner: required field is missing" in error.value
     assert at.selectbox(key="selected").value == selected
-    assert _metric(at, "Headline deal value") > 0
+    assert _metric(at, "Total contract value") > 0
 
 
 def test_invalid_yaml_and_oversized_uploads_are_refused(monkeypatch):

@@ -26,7 +26,8 @@ def serial():
 
 def test_rows_match_compare_on_the_same_paths(serial):
     table = dm.compare([dm.load_deal(f) for f in FILES], paths=PATHS, seed=5).table
-    for column in ("partner_expected_npv", "sponsor_p5", "partner_risk_share", "joint_gain", "headline_value"):
+    for column in ("partner_expected_npv", "sponsor_p5", "partner_risk_share", "joint_gain", "biobucks",
+                   "total_contract_value", "expected_pv_to_partner"):
         assert list(serial[column]) == list(table[column]), column
 
 

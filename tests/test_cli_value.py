@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,7 +18,8 @@ PARTY_KEYS = {"expected_npv", "std_npv", "p5", "p50", "p95", "prob_loss", "expec
 def test_value_json_has_exactly_the_documented_shape(capsys):
     assert main(["value", str(REFERENCE["hybrid"]), "--paths", "5000", "--seed", "3", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"deal", "paths", "seed", "currency", "headline_value", "parties", "candidates", "payments"}
+    assert set(doc) == {"deal", "paths", "seed", "currency", "timing", "biobucks", "total_contract_value",
+                        "expected_pv_to_partner", "parties", "candidates", "payments"}
     assert (doc["paths"], doc["seed"], doc["currency"]) == (5000, 3, "USD")
     assert set(doc["parties"]) == {"sponsor", "partner", "program"}
     for party in doc["parties"].values():
@@ -26,7 +28,9 @@ def test_value_json_has_exactly_the_documented_shape(capsys):
     for row in doc["candidates"].values():
         assert set(row) == {"prob_approval", "expected_launch_year"}
     assert set(doc["payments"]) == {"service_fees", "upfront", "milestone", "royalty", "supply"}
-    assert doc["headline_value"] == pytest.approx(2100, rel=0.02)
+    assert doc["total_contract_value"] == pytest.approx(2100, rel=0.02)
+    assert doc["timing"] == "exact"
+    assert doc["expected_pv_to_partner"] == pytest.approx(sum(doc["payments"].values()), rel=1e-12)
 
 
 def test_value_json_equals_the_python_api(capsys):
@@ -39,7 +43,10 @@ def test_value_json_equals_the_python_api(capsys):
 def test_value_table_is_readable(capsys):
     assert main(["value", str(SINGLE), "--paths", "2000"]) == 0
     out = capsys.readouterr().out
-    assert "Headline deal value to the partner: 163.8" in out
+    # single_candidate.yaml by hand: biobucks = the approval milestone 40; contract value adds the fees at
+    # list price 123.75 (see test_deal_files)
+    assert re.search(r"Biobucks .*\s40\.0\n", out)
+    assert re.search(r"Total contract value .*\s163\.8\n", out)
     assert "sponsor" in out and "partner" in out and "program" in out
     assert "MAB-1" in out
 

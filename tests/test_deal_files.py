@@ -76,16 +76,33 @@ def test_the_four_structures_share_one_program():
 
 
 @pytest.mark.parametrize("structure", ["milestone", "hybrid"])
-def test_headline_value_matches_the_articles_2_1_billion(structure):
-    # The article: "a $2.1 billion multi-year agreement ... five personalized oncology candidates".
-    headline = dm.headline_value(dm.load_deal(REFERENCE[structure]))
-    assert headline == pytest.approx(2100.0, rel=0.02)
+def test_total_contract_value_matches_the_articles_2_1_billion(structure):
+    # The article: "a $2.1 billion multi-year agreement ... five personalized oncology candidates",
+    # announced as CDMO agreements are: total contract value, fees included.
+    headline = dm.headline(dm.load_deal(REFERENCE[structure]))
+    assert headline.total_contract_value == pytest.approx(2100.0, rel=0.02)
+    assert headline.biobucks < headline.total_contract_value
 
 
-def test_headline_value_by_hand_for_the_single_candidate_deal():
-    # Fees at list price: (30 + 60 + 10) x 1.10, the 25% at-risk part with its 50% premium:
-    # 110 x (0.75 + 0.25 x 1.5) = 123.75; plus the approval milestone 40. Royalties not counted.
-    assert dm.headline_value(dm.load_deal(SINGLE)) == pytest.approx(123.75 + 40.0, abs=1e-9)
+def test_headline_figures_by_hand_for_the_single_candidate_deal():
+    # Fees at list price: (30 + 60 + 10) x 1.10 = 110 (failed batches are the partner's: nominal cost),
+    # the 25% at-risk part with its 50% premium: 110 x (0.75 + 0.25 x 1.5) = 123.75; plus the approval
+    # milestone 40. Biobucks: the milestone only. Royalties count in neither.
+    headline = dm.headline(dm.load_deal(SINGLE))
+    assert headline.biobucks == pytest.approx(40.0, abs=1e-9)
+    assert headline.total_contract_value == pytest.approx(123.75 + 40.0, abs=1e-9)
+
+
+def test_headline_figures_by_hand_for_the_milestone_reference():
+    # Milestones: phase 1 start 10 x 2 (the two preclinical candidates), phase 2 start 20 x 4, phase 3 start
+    # 45 x 5, filing 35 x 5, approval 90 x 5, sales 30 x 5 and 40 x 5, upfront 25.
+    biobucks = 10 * 2 + 20 * 4 + 45 * 5 + 35 * 5 + 90 * 5 + 30 * 5 + 40 * 5 + 25
+    # Fees at a 10% discount on the partner's nominal costs (sum of every remaining phase's partner_cost).
+    costs = (3.1 + 30 + 60 + 110 + 25) + (3.1 + 25 + 50 + 95 + 20) + (20 + 40 + 80 + 15) + (18 + 35 + 75 + 15) + (
+        35 + 75 + 15)
+    headline = dm.headline(dm.load_deal(REFERENCE["milestone"]))
+    assert headline.biobucks == pytest.approx(biobucks, abs=1e-9)
+    assert headline.total_contract_value == pytest.approx(biobucks + 0.9 * costs, abs=1e-9)
 
 
 def test_every_sample_default_cites_a_source_or_says_assumption():

@@ -43,6 +43,17 @@ TERMS = {
         {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}, {"above": 300, "rate": 0.08}],
          "term_years": 9.5, "loe_step_down": 0.5, "cap": 150.0}],
     "royalty_flat_for_life": [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.04}]}],
+    "royalty_term_later_of_years_and_exclusivity_with_floor": [
+        {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.06}, {"above": 500, "rate": 0.10}],
+         "term_years": 7.0, "term_end": "later_of_years_and_exclusivity", "loe_step_down": 0.8, "floor_rate": 0.03}],
+    "royalty_aggregate_tiers": [
+        {"kind": "royalty", "tier_basis": "aggregate",
+         "tiers": [{"above": 0, "rate": 0.04}, {"above": 900, "rate": 0.12}],
+         "term_years": 12.0, "loe_step_down": 0.5}],
+    "fees_failed_batches_paid_by_sponsor": [
+        {"kind": "service_fees", "markup": 0.2, "failed_batches_paid_by": "sponsor"}],
+    "supply_failed_batches_paid_by_sponsor": [
+        {"kind": "supply", "markup": 0.2, "failed_batches_paid_by": "sponsor"}],
     "supply": [{"kind": "supply", "markup": 0.25}],
     "cost_share": [{"kind": "cost_share", "cost_fraction": 0.4, "profit_fraction": 0.3}],
     "cost_share_of_partner_cost": [
@@ -50,9 +61,17 @@ TERMS = {
 }
 
 
-@pytest.mark.parametrize("name", list(TERMS))
-def test_expected_npv_matches_closed_form(name):
-    data = _deal(TERMS[name])
+CASES = [(name, "exact") for name in TERMS] + [
+    (name, timing)
+    for timing in ("end_of_year", "mid_year", "start_of_year")
+    for name in ("fees_deferred_to_phase_success", "upfront", "milestone_phase3_start", "milestone_annual_sales",
+                 "royalty_tiered_term_stepdown_cap", "supply", "cost_share")
+]
+
+
+@pytest.mark.parametrize(("name", "timing"), CASES)
+def test_expected_npv_matches_closed_form(name, timing):
+    data = _deal(TERMS[name], batch_failure_rate=0.1) | {"timing": timing}
     expected = expected_npvs(data)
     result = dm.simulate(dm.parse_deal(data), paths=PATHS, seed=11)
     summary = result.summary()

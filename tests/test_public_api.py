@@ -6,7 +6,7 @@ import dealmodel
 def test_public_api_is_pinned():
     assert sorted(dealmodel.__all__) == sorted([
         "Comparison", "Deal", "DealError", "SimulationResult", "SolveError", "Solution", "__version__",
-        "compare", "deal_json_schema", "dump_deal", "export", "get_value", "headline_value", "iso_value",
+        "compare", "deal_json_schema", "dump_deal", "export", "get_value", "headline", "Headline", "iso_value",
         "load_deal", "parse_deal", "parse_deal_text", "save_deal", "set_value", "simulate", "solve", "sweep",
         "tornado", "value_many",
     ])
