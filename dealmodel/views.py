@@ -24,8 +24,8 @@ def bridge_frame(result: SimulationResult) -> pd.DataFrame:
     """From the partner's total contract value to its risk-adjusted NPV, step by step.
 
     Total contract value (upfront, milestones, fees at list price if everything succeeds) -> less
-    risk and timing (what those fixed payments are expected to be worth today) -> plus sales-linked payments (royalties, supply,
-    profit share, each at its expected PV) -> less the partner's own costs -> the partner's
+    risk and timing (what those fixed payments are expected to be worth today) -> plus sales-linked
+    payments (royalties, supply, profit share, each at its expected PV) -> less the partner's own costs -> the partner's
     expected NPV. Columns: ``order``, ``label``, ``start``, ``end``, ``amount``, ``kind``
     (``total``, ``up`` or ``down``).
     """
