@@ -23,7 +23,7 @@ def _money_axis(title: str) -> alt.Axis:
 
 
 def bridge_chart(frame: pd.DataFrame, currency: str = "USD") -> alt.LayerChart:
-    """Waterfall from the headline value to the partner's expected NPV."""
+    """Waterfall from the total contract value to the partner's expected NPV."""
     order = list(frame.sort_values("order")["label"])
     base = alt.Chart(frame).encode(x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=0,
                                                                                           labelLimit=140)))
@@ -37,7 +37,7 @@ def bridge_chart(frame: pd.DataFrame, currency: str = "USD") -> alt.LayerChart:
     text = base.mark_text(dy=-8, fontWeight="bold").encode(
         y=alt.Y("max_end:Q"), text=alt.Text("amount:Q", format=",.0f"),
     ).transform_calculate(max_end="max(datum.start, datum.end)")
-    return (bars + text).properties(height=340, title="Partner: headline value to risk-adjusted NPV")
+    return (bars + text).properties(height=340, title="Partner: total contract value to risk-adjusted NPV")
 
 
 def distribution_chart(dist: pd.DataFrame, markers: pd.DataFrame, party: str) -> alt.LayerChart:

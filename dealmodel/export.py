@@ -62,6 +62,7 @@ def run_inputs(comparison: Comparison) -> pd.DataFrame:
             "deal": result.deal.name,
             "file": source or "(in memory)",
             "sha256": digest,
+            "timing": result.deal.timing,
             "paths": comparison.paths,
             "seed": comparison.seed,
             "baseline": name == comparison.baseline,
@@ -166,7 +167,7 @@ def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool
             elif isinstance(value, int | float):
                 if isinstance(value, float) and math.isnan(value):
                     ws.write_blank(row, c, None)
-                elif column in ("paths", "seed", "period", "year"):
+                elif column in ("paths", "seed", "year_index", "year"):
                     ws.write_number(row, c, value)
                 else:
                     ws.write_number(row, c, value, cell_fmt)

@@ -162,3 +162,29 @@ def test_the_sensitivity_runs_on_request(monkeypatch):
     tornado = [s for s in specs if '"field": "side"' in json.dumps(s)]
     assert len(tornado) == 1
     assert '"field": "base"' in json.dumps(tornado[0])
+
+
+def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch):
+    # A deal whose sponsor discounts at 8% (the sample says 15%) must show the 8% value, not the sample's:
+    # each structure keeps its own program and parties, and the figures equal the Python API's.
+    text = (SAMPLES / "single_candidate.yaml").read_text()
+    own = text.replace("name: Single candidate — phase 2 antibody", "name: Eight percent").replace(
+        "sponsor: {name: Sponsor biotech, discount_rate: 0.15}", "sponsor: {name: Sponsor biotech, discount_rate: 0.08}")
+    assert own.count("0.08") == 1
+    at = _app(monkeypatch)
+    at.file_uploader(key="upload").set_value(("eight.yaml", own.encode(), "application/x-yaml")).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="selected").value == "Eight percent"
+    shown = _metric(at, "Sponsor expected NPV")
+    deal = dm.parse_deal_text(own, fmt="yaml")
+    expected = dm.simulate(deal, paths=20_000, seed=0).summary().loc["sponsor", "expected_npv"]
+    assert shown == pytest.approx(expected, abs=0.051)
+    as_sample = dm.simulate(dm.load_deal(SAMPLES / "single_candidate.yaml"), paths=20_000, seed=0)
+    assert abs(shown - as_sample.summary().loc["sponsor", "expected_npv"]) > 1.0
+    # the sidebar names the selected structure's own settings
+    assert any("sponsor rate 8.0%" in c.value for c in at.sidebar.caption)
+    # a relative program change moves it from its own rate: +2 points -> 10%
+    at.slider(key="sponsor_rate_delta").set_value(2.0).run()
+    moved = dm.simulate(dm.set_value(deal, "parties.sponsor.discount_rate", 0.10), paths=20_000, seed=0)
+    assert _metric(at, "Sponsor expected NPV") == pytest.approx(moved.summary().loc["sponsor", "expected_npv"],
+                                                                abs=0.051)

@@ -143,16 +143,69 @@ def test_expected_launch_year_with_fixed_durations():
 
 
 def test_biomarker_lever_raises_phase3_success_by_the_articles_20_percent():
-    c = candidate("A", biomarker_selected=True)
-    data = base_deal(candidates=[c], levers={"biomarker_selection": {"enabled": True}})
+    # two candidates, only A biomarker-selected; phases 2 / 3 / filing succeed with 0.4 / 0.5 / 0.9
+    a = candidate("A", biomarker_selected=True)
+    b = candidate("B", biomarker_selected=False)
+    data = base_deal(candidates=[a, b], levers={"biomarker_selection": {"enabled": True}})
     result = dm.simulate(dm.parse_deal(data), paths=400_000, seed=4)
-    expected = 0.4 * (0.5 * 1.2) * 0.9  # phase 3: 50% x 1.2 = 60%
-    se = math.sqrt(expected * (1 - expected) / 400_000)
-    assert abs(result.candidates["A"]["prob_approval"] - expected) <= 4 * se
+    n = 400_000
+
+    def close(p_hat, p):
+        assert abs(p_hat - p) <= 4 * math.sqrt(p * (1 - p) / n), (p_hat, p)
+
+    # the uplift is placed on phase 3 only: reaching phase 3 is unchanged, reaching filing is 0.4 x 0.6
+    close(result.candidates["A"]["prob_reach_phase3"], 0.4)
+    close(result.candidates["A"]["prob_reach_filing"], 0.4 * 0.5 * 1.2)
+    close(result.candidates["A"]["prob_approval"], 0.4 * 0.6 * 0.9)
+    # a candidate that is not biomarker-selected is untouched
+    close(result.candidates["B"]["prob_reach_filing"], 0.4 * 0.5)
+    close(result.candidates["B"]["prob_approval"], 0.4 * 0.5 * 0.9)
 
 
-def test_ai_recruitment_lever_shortens_clinical_phases_by_30_percent():
+def test_ai_recruitment_lever_cuts_the_recruiting_share_of_clinical_phases():
+    # phases 2 (3.25 y) and 3 (2.6 y) recruit half their time by default; the lever cuts that by 30%:
+    # each lasts d (1 - 0.3 x 0.5); filing (regulatory review) is unchanged.
     data = base_deal(levers={"ai_recruitment": {"enabled": True}})
     result = dm.simulate(dm.parse_deal(data), paths=5_000, seed=4)
-    # phases 2 and 3 shortened by 30%, filing (regulatory review) unchanged
-    assert result.candidates["A"]["expected_launch_year"] == pytest.approx(2026 + (3.25 + 2.6) * 0.7 + 0.8)
+    assert result.candidates["A"]["expected_launch_year"] == pytest.approx(2026 + (3.25 + 2.6) * 0.85 + 0.8)
+    # a phase's own share wins: phase 2 recruiting all of its time ("trial timelines cut by 30%")
+    data["candidates"][0]["phases"]["phase2"]["recruitment_share"] = 1.0
+    result = dm.simulate(dm.parse_deal(data), paths=5_000, seed=4)
+    assert result.candidates["A"]["expected_launch_year"] == pytest.approx(2026 + 3.25 * 0.7 + 2.6 * 0.85 + 0.8)
+
+
+def test_ai_recruitment_saves_the_sponsor_cost_per_patient_and_per_month():
+    # phase 2 of 3.25 years at a 0.5 recruiting share loses 3.25 x 0.15 = 0.4875 y = 5.85 months; with 120
+    # patients at $5,000 each and 0.1 a month saved, its cost falls from 9 by 0.6 + 0.585.
+    cand = candidate("A")
+    cand["phases"]["phase2"]["patients"] = 120
+    deal_off = base_deal(candidates=[cand])
+    deal_on = base_deal(candidates=[cand], levers={"ai_recruitment": {"enabled": True, "saving_per_month": 0.1}})
+    expected_on = expected_npvs(base_deal(candidates=[_shortened(cand, 9.0 - 0.6 - 0.585)]))
+    result = dm.simulate(dm.parse_deal(deal_on), paths=PATHS, seed=8).summary()
+    assert abs(result.loc["sponsor", "expected_npv"] - expected_on["sponsor"]) <= 4 * result.loc["sponsor", "se_npv"]
+    off = dm.simulate(dm.parse_deal(deal_off), paths=PATHS, seed=8).summary()
+    assert result.loc["sponsor", "expected_npv"] > off.loc["sponsor", "expected_npv"]
+
+
+def _shortened(cand: dict, phase2_cost: float) -> dict:
+    """The candidate as the AI lever leaves it (recruiting share 0.5, 30% cut), written out by hand."""
+    out = {**cand, "phases": {k: dict(v) for k, v in cand["phases"].items()}}
+    out["phases"]["phase2"].update(duration_years=3.25 * 0.85, cost=phase2_cost)
+    out["phases"]["phase3"].update(duration_years=2.6 * 0.85)
+    return out
+
+
+@pytest.mark.parametrize("paid_by", ["partner", "sponsor"])
+def test_who_pays_for_failed_batches_decides_whether_qbd_helps_the_partner(paid_by):
+    # Fee-for-service on a 20% batch failure rate; QbD cuts failures by 30% (to 14%). With the partner paying
+    # for remade batches (the CDMO warranty) fewer failures save it cost: QbD raises its value. Under
+    # cost-plus with the sponsor paying, the partner bills the remakes with its margin: QbD lowers its value.
+    terms = [{"kind": "service_fees", "markup": 0.2, "failed_batches_paid_by": paid_by}]
+    before = expected_npvs(_deal(terms, batch_failure_rate=0.2))["partner"]
+    after = expected_npvs(_deal(terms, batch_failure_rate=0.14))["partner"]
+    data = _deal(terms, batch_failure_rate=0.2)
+    data["levers"] = {"qbd": {"enabled": True}}
+    s = dm.simulate(dm.parse_deal(data), paths=PATHS, seed=6).summary()
+    assert abs(s.loc["partner", "expected_npv"] - after) <= 4 * s.loc["partner", "se_npv"]
+    assert (after > before) == (paid_by == "partner")

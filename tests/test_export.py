@@ -52,6 +52,17 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     assert ffs[head.index("file")].endswith("reference_fee_for_service.yaml")
     assert len(ffs[head.index("sha256")]) == 64
     assert ffs[head.index("dealmodel_version")] == dm.__version__
+    assert ffs[head.index("timing")] == "exact"
+    # the three headline figures, as the API states them
+    for column in ("biobucks", "total_contract_value", "expected_pv_to_partner"):
+        got = rows["Reference program — revenue share"][header.index(column)].value
+        assert got == pytest.approx(comparison.table.loc["Reference program — revenue share", column], rel=1e-12)
+    # the yearly sheet: each calendar year once per variant and party
+    yearly = wb["Cash flow per year"]
+    head = [c.value for c in yearly[2]]
+    years = [(r[head.index("variant")].value, r[head.index("party")].value, r[head.index("year")].value)
+             for r in yearly.iter_rows(min_row=3)]
+    assert len(years) == len(set(years)) == 3 * 3 * 35
 
 
 def test_workbook_has_native_charts(tmp_path, comparison):
