@@ -168,8 +168,9 @@ def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch
     # A deal whose sponsor discounts at 8% (the sample says 15%) must show the 8% value, not the sample's:
     # each structure keeps its own program and parties, and the figures equal the Python API's.
     text = (SAMPLES / "single_candidate.yaml").read_text()
+    sponsor = "sponsor: {name: Sponsor biotech, discount_rate: %s}"
     own = text.replace("name: Single candidate — phase 2 antibody", "name: Eight percent").replace(
-        "sponsor: {name: Sponsor biotech, discount_rate: 0.15}", "sponsor: {name: Sponsor biotech, discount_rate: 0.08}")
+        sponsor % "0.15", sponsor % "0.08")
     assert own.count("0.08") == 1
     at = _app(monkeypatch)
     at.file_uploader(key="upload").set_value(("eight.yaml", own.encode(), "application/x-yaml")).run()
