@@ -1,7 +1,8 @@
 """Set-up and run tasks that need nothing but Python.
 
-    python3 tasks.py run    # create .venv if missing, install, start the app on the reference deal
-    python3 tasks.py test   # create .venv if missing, install, lint and run the whole test suite
+    python3 tasks.py run     # create .venv if missing, install, start the app on the reference deal
+    python3 tasks.py test    # create .venv if missing, install, lint and run the whole test suite
+    python3 tasks.py mutate  # mutation-test the model core (slow; not part of CI)
 
 The virtual environment is reinstalled only when pyproject.toml changes.
 """
@@ -74,7 +75,53 @@ def test() -> None:
     _run(PYTHON, "-m", "pytest", *sys.argv[2:])
 
 
-TASKS = {"run": run, "test": test}
+def mutate() -> None:
+    """Plant one bug at a time in the model core (mutmut) and report what the fast tests catch.
+
+    The core modules and the tests that run are in ``[tool.mutmut]`` of pyproject.toml. Closed-form
+    tests run on fewer paths (DEALMODEL_FAST_TESTS=1): still four standard errors, just wider ones.
+    Prints the kill rate per module and every surviving mutant; ``.venv/bin/mutmut show NAME``
+    shows one. Results are kept in mutants/ and a rerun only retests what changed.
+    """
+    ensure_venv()
+    env = {**os.environ, "DEALMODEL_FAST_TESTS": "1"}
+    mutmut = str(BIN / "mutmut")
+    workers = str(max(1, os.cpu_count() or 1))
+    print("+ mutmut run", flush=True)
+    subprocess.run([mutmut, "run", "--max-children", workers], cwd=ROOT, env=env, check=False)
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
+                             capture_output=True, text=True).stdout
+    print(mutation_report(listing))
+
+
+def mutation_report(listing: str) -> str:
+    """Kill rate per module and the surviving mutants, from ``mutmut results --all true``."""
+    by_module: dict[str, dict[str, list[str]]] = {}
+    for line in listing.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if not sep or "__mutmut_" not in name:
+            continue
+        parts = name.split(".")
+        module = ".".join(p for p in parts[:-1] if not p.startswith("x"))
+        by_module.setdefault(module, {}).setdefault(status, []).append(name)
+    lines = [f"{'module':28}{'mutants':>9}{'killed':>9}{'survived':>10}{'other':>7}{'kill rate':>11}"]
+    survivors: list[str] = []
+    total = caught = 0
+    for module, statuses in sorted(by_module.items()):
+        n = sum(len(v) for k, v in statuses.items() if k != "not checked")
+        killed = len(statuses.get("killed", [])) + len(statuses.get("timeout", []))
+        survived = len(statuses.get("survived", [])) + len(statuses.get("no tests", []))
+        survivors += statuses.get("survived", []) + statuses.get("no tests", [])
+        total, caught = total + n, caught + killed
+        rate = f"{killed / n:.1%}" if n else "—"
+        lines.append(f"{module:28}{n:>9}{killed:>9}{survived:>10}{n - killed - survived:>7}{rate:>11}")
+    if total:
+        lines.append(f"{'core':28}{total:>9}{caught:>9}{'':>10}{'':>7}{caught / total:>11.1%}")
+    lines += ["", f"surviving mutants ({len(survivors)}):", *(f"  {s}" for s in sorted(survivors))]
+    return "\n".join(lines)
+
+
+TASKS = {"run": run, "test": test, "mutate": mutate}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:

@@ -11,6 +11,11 @@ under a :class:`~dealmodel.timing.Discount` is exact for the convention: a lump 
 ``amount x lump(when)``, a span ``rate x (integral(end) - integral(start))``; one
 ``np.bincount`` per kind adds them up per path. Nothing is binned before it is valued.
 
+Spans that follow one another on a path (a candidate's phases, its launch years) are kept as a
+**chain**: boundaries ``(m, K + 1)`` and rates ``(m, K)``, so each boundary's discount integral
+is computed once, and shared by every ledger that books a chain on the same boundary array
+(``memo`` in :meth:`Ledger.pv`).
+
 The annual table (calendar year i = [i, i + 1), i = 0 .. H-1) is a report of the same flows:
 a lump falls in year ``floor(when)``; a span is a rate switched on at ``start`` and off at
 ``end``, and a switch of q at time b adds ``(i + 1 - b) q`` to year ``i = floor(b)`` and
@@ -33,6 +38,7 @@ class Ledger:
         self.n = n
         self._lumps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._spans: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chains: list[tuple[np.ndarray | None, np.ndarray, np.ndarray]] = []
         self._flat: tuple | None = None
 
     def _rows(self, shape: tuple[int, ...], rows: np.ndarray | None) -> np.ndarray:
@@ -62,6 +68,26 @@ class Ledger:
                             rate[keep]))
         self._flat = None
 
+    def chain(self, bounds: np.ndarray, rates: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Consecutive spans: ``rates[:, k]`` a year over ``[bounds[:, k], bounds[:, k + 1])``.
+
+        ``bounds`` is ``(m, K + 1)`` and non-decreasing along each row; pass the same array
+        object for chains on the same boundaries so their discount integrals are shared.
+        """
+        self._chains.append((None if rows is None else np.asarray(rows, dtype=np.int64), bounds, rates))
+        self._flat = None
+
+    def spread_chain(self, bounds: np.ndarray, amount: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Per-interval ``amount`` ``(m, K)`` spread evenly over each of a chain's intervals.
+
+        An empty interval pays its amount at its start, as :meth:`spread` does.
+        """
+        duration = np.diff(bounds, axis=1)
+        instant = duration <= 0.0
+        self.chain(bounds, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows)
+        if instant.any():
+            self.lump(np.where(instant, bounds[:, :-1], np.inf), amount, rows)
+
     def spread(self, start, end, amount, rows: np.ndarray | None = None) -> None:
         """``amount`` spread evenly over ``[start, end)``; paid at ``start`` where the interval is empty."""
         start = np.asarray(start, dtype=float)
@@ -84,10 +110,26 @@ class Ledger:
             )
         return self._flat
 
-    def pv(self, discount: Discount) -> np.ndarray:
-        """Present value of each path's flows under ``discount`` ``(n,)``."""
+    def pv(self, discount: Discount, memo: dict | None = None) -> np.ndarray:
+        """Present value of each path's flows under ``discount`` ``(n,)``.
+
+        ``memo`` (a dict kept for one chunk and one discount) shares chain boundaries' integrals.
+        """
         lr, lw, la, sr, ss, se, sq = self._arrays()
         out = np.zeros(self.n)
+        for rows, bounds, rates in self._chains:
+            key = id(bounds)
+            if memo is not None and key in memo:
+                integral = memo[key]
+            else:
+                integral = discount.integral(bounds)
+                if memo is not None:
+                    memo[key] = integral
+            value = np.sum(rates * np.diff(integral, axis=1), axis=1)
+            if rows is None:
+                out += value
+            else:
+                out += np.bincount(rows, weights=value, minlength=self.n)
         if lr.size:
             out += np.bincount(lr, weights=la * discount.lump(lw), minlength=self.n)
         if sr.size:
@@ -102,16 +144,23 @@ class Ledger:
         """Flows per calendar year ``(n, horizon)``: year i holds [i, i + 1)."""
         lr, lw, la, sr, ss, se, sq = self._arrays()
         width = horizon + 2
+        switches = [(sr, ss, sq), (sr, se, -sq)]
+        for rows, bounds, rates in self._chains:  # a chain switches by r_k - r_k-1 at each boundary
+            at = np.arange(self.n) if rows is None else rows
+            steps = np.diff(rates, axis=1, prepend=0.0, append=0.0)
+            switches.append((np.broadcast_to(at[:, None], steps.shape).ravel(), bounds.ravel(), steps.ravel()))
+        idx, weights = [], []
+        for r, b, q in switches:
+            if r.size == 0:
+                continue
+            b = np.clip(b, 0.0, horizon)
+            year = np.floor(b)
+            first = (year + 1.0 - b) * q
+            base = r * width + year.astype(np.int64)
+            idx += [base, base + 1]
+            weights += [first, q - first]
         out = np.zeros(self.n * width)
-        if sr.size:
-            idx, weights = [], []
-            for b, q in ((ss, sq), (se, -sq)):
-                b = np.clip(b, 0.0, horizon)
-                year = np.floor(b)
-                first = (year + 1.0 - b) * q
-                base = sr * width + year.astype(np.int64)
-                idx += [base, base + 1]
-                weights += [first, q - first]
+        if idx:
             out += np.bincount(np.concatenate(idx), weights=np.concatenate(weights), minlength=out.size)
         table = np.cumsum(out.reshape(self.n, width), axis=1)
         inside = (lw >= 0.0) & (lw < horizon)
@@ -127,4 +176,5 @@ class Ledger:
         for ledger in ledgers:
             out._lumps += ledger._lumps
             out._spans += ledger._spans
+            out._chains += ledger._chains
         return out

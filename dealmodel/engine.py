@@ -56,8 +56,8 @@ def program_flows(deal: Deal, program: ProgramPaths, sales: list[Sales]) -> tupl
     sponsor, partner = Ledger(program.n), Ledger(program.n)
     maker = _supplied(deal)
     for c, cp in enumerate(program.candidates):
-        sponsor.spread(cp.start, cp.end, -cp.sponsor_cost * cp.reached)
-        partner.spread(cp.start, cp.end, -cp.partner_cost * cp.reached)
+        sponsor.spread_chain(cp.bounds, -cp.sponsor_cost * cp.reached)
+        partner.spread_chain(cp.bounds, -cp.partner_cost * cp.reached)
         sg = sales[c]
         if sg.rows.size == 0:
             continue
@@ -80,19 +80,21 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
     program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
     sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
     sponsor_own, partner_own = program_flows(deal, program, sales)
+    memo: dict[str, dict] = {party: {} for party in disc}  # chain integrals shared within this chunk
     terms = []
     paid_partner = np.zeros(n)
     paid_sponsor = np.zeros(n)
     for i, term in enumerate(deal.terms):
         led = Ledger(n)
         add_term(term, deal, program, sales, led)
-        out["term_pv"][i] = led.pv(disc["partner"])
+        out["term_pv"][i] = led.pv(disc["partner"], memo["partner"])
         paid_partner += out["term_pv"][i]
-        paid_sponsor += led.pv(disc["sponsor"])
+        paid_sponsor += led.pv(disc["sponsor"], memo["sponsor"])
         terms.append(led)
-    out["npv"]["sponsor"][:] = sponsor_own.pv(disc["sponsor"]) - paid_sponsor
-    out["npv"]["partner"][:] = partner_own.pv(disc["partner"]) + paid_partner
-    out["npv"]["program"][:] = sponsor_own.pv(disc["program"]) + partner_own.pv(disc["program"])
+    out["npv"]["sponsor"][:] = sponsor_own.pv(disc["sponsor"], memo["sponsor"]) - paid_sponsor
+    out["npv"]["partner"][:] = partner_own.pv(disc["partner"], memo["partner"]) + paid_partner
+    out["npv"]["program"][:] = (sponsor_own.pv(disc["program"], memo["program"])
+                                + partner_own.pv(disc["program"], memo["program"]))
     if "flows" in out:
         payments = Ledger.combine(terms, n).annual(H)
         out["flows"]["sponsor"][:] = sponsor_own.annual(H) - payments

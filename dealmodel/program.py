@@ -23,6 +23,7 @@ Conventions (see docs/methodology.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,7 @@ class CandidatePaths:
     phases: tuple[str, ...]
     start: np.ndarray  # phase start times
     end: np.ndarray  # phase end times
+    bounds: np.ndarray  # (n, K + 1): the first start, then every phase end (the phases' chain)
     reached: np.ndarray  # bool: the phase was started
     succeeded: np.ndarray  # bool: the phase was started and succeeded
     sponsor_cost: np.ndarray  # the phase's sponsor cost (incurred only where reached)
@@ -180,6 +182,7 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
                 phases=tuple(p for p, _ in remaining),
                 start=start,
                 end=end,
+                bounds=np.concatenate([start[:, :1], end], axis=1),
                 reached=reached,
                 succeeded=succeeded,
                 sponsor_cost=s_cost,
@@ -213,28 +216,29 @@ class Sales:
 
     rows: np.ndarray  # (m,) path indices
     launch: np.ndarray  # (m,)
-    rate: np.ndarray  # (m, K) net sales in launch year k
+    rate: np.ndarray  # (m, K) net sales in launch year k (K years reach the horizon from the earliest launch)
     exclusivity: np.ndarray  # (m,) years from launch to loss of exclusivity
-
-    def starts(self) -> np.ndarray:
-        return self.launch[:, None] + np.arange(self.rate.shape[1], dtype=float)[None, :]
+    bounds: np.ndarray  # (m, K + 1) launch + k: the launch years' chain
 
     def add_to(self, ledger, factor: np.ndarray | float = 1.0) -> None:
         """Book ``factor`` x sales (``factor`` a number or one per launched path) into ``ledger``."""
         if self.rows.size == 0:
             return
         factor = np.asarray(factor, dtype=float)
-        start = self.starts()
-        ledger.span(start, start + 1.0, self.rate * (factor[:, None] if factor.ndim else factor), self.rows)
+        ledger.chain(self.bounds, self.rate * (factor[:, None] if factor.ndim else factor), self.rows)
 
 
 def sales_by_launch_year(cp: CandidatePaths, horizon: int) -> Sales:
     rows = np.flatnonzero(cp.launch < horizon)
-    years = np.arange(horizon, dtype=float)  # launch year k starts at launch + k < horizon only for k < horizon
-    n_curve = min(len(cp.curve), horizon)
-    curve = np.ones(horizon)
+    launch = cp.launch[rows]
+    # launch years that can start inside the horizon: k < horizon - launch
+    K = max(1, math.ceil(horizon - launch.min())) if rows.size else 1
+    years = np.arange(K, dtype=float)
+    n_curve = min(len(cp.curve), K)
+    curve = np.ones(K)
     curve[:n_curve] = cp.curve[:n_curve]
     excl = cp.exclusivity_years[rows]
     past_loe = np.maximum(0.0, years[None, :] + 1.0 - excl[:, None])
     rate = cp.peak_sales[rows, None] * curve[None, :] * (1.0 - cp.erosion_after_loe[rows, None]) ** past_loe
-    return Sales(rows=rows, launch=cp.launch[rows], rate=rate, exclusivity=excl)
+    bounds = launch[:, None] + np.arange(K + 1, dtype=float)[None, :]
+    return Sales(rows=rows, launch=launch, rate=rate, exclusivity=excl, bounds=bounds)

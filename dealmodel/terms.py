@@ -44,7 +44,7 @@ def service_fees(term: ServiceFees, cp: CandidatePaths, sales: Sales, led: Ledge
     """Cost x (1 + markup) spread over each phase reached; the at-risk part paid on success."""
     s = _sign(term)
     list_price = billed_cost(term, cp) * (1.0 + term.markup) * cp.reached
-    led.spread(cp.start, cp.end, s * list_price * (1.0 - term.at_risk_fraction))
+    led.spread_chain(cp.bounds, s * list_price * (1.0 - term.at_risk_fraction))
     if term.at_risk_fraction == 0.0:
         return
     deferred = s * list_price * term.at_risk_fraction * (1.0 + term.success_premium)
@@ -90,7 +90,7 @@ def cost_share(term: CostShare, cp: CandidatePaths, sales: Sales, led: Ledger) -
     """The payer funds a share of the payee's development cost; the payee pays a share of profit back."""
     s = _sign(term)
     funded = cp.sponsor_cost if term.payee == "sponsor" else cp.partner_cost
-    led.spread(cp.start, cp.end, s * term.cost_fraction * funded * cp.reached)
+    led.spread_chain(cp.bounds, s * term.cost_fraction * funded * cp.reached)
     if term.profit_fraction == 0.0:
         return
     rows = sales.rows
@@ -126,25 +126,32 @@ def _term_end(term: Royalty, launch: np.ndarray, exclusivity: np.ndarray) -> np.
     return launch + years
 
 
+def _widened(sales: list[Sales]) -> list[np.ndarray]:
+    """Each product's launch-year sales padded with zeros to a common number of years."""
+    K = max(s.rate.shape[1] for s in sales)
+    return [np.pad(s.rate, ((0, 0), (0, K - s.rate.shape[1]))) for s in sales]
+
+
 def _streams(term: Royalty, sales: list[Sales]) -> _Streams:
+    rates = _widened(sales)
     if term.tier_basis == "product":
         launch = np.concatenate([s.launch for s in sales])[:, None]
         excl = np.concatenate([s.exclusivity for s in sales])[:, None]
         return _Streams(
             rows=np.concatenate([s.rows for s in sales]),
             launch=launch,
-            rate=np.concatenate([s.rate for s in sales])[:, None, :],
+            rate=np.concatenate(rates)[:, None, :],
             loe=launch + excl,
             term_end=_term_end(term, launch, excl),
         )
     rows = np.unique(np.concatenate([s.rows for s in sales]))
-    M, P, K = rows.size, len(sales), sales[0].rate.shape[1]
+    M, P, K = rows.size, len(sales), rates[0].shape[1]
     launch = np.full((M, P), np.inf)
     excl = np.zeros((M, P))
     rate = np.zeros((M, P, K))
     for p, s in enumerate(sales):
         at = np.searchsorted(rows, s.rows)
-        launch[at, p], excl[at, p], rate[at, p] = s.launch, s.exclusivity, s.rate
+        launch[at, p], excl[at, p], rate[at, p] = s.launch, s.exclusivity, rates[p]
     return _Streams(rows=rows, launch=launch, rate=rate, loe=launch + excl, term_end=_term_end(term, launch, excl))
 
 
