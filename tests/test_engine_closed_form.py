@@ -43,7 +43,7 @@ TERMS = {
         {"kind": "milestone", "event": "approval", "amount": 25.0, "payer": "partner", "payee": "sponsor"}],
     "royalty_tiered_term_stepdown_cap": [
         {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}, {"above": 300, "rate": 0.08}],
-         "term_years": 9.5, "loe_step_down": 0.5, "cap": 150.0}],
+         "term_years": 9.5, "loe_step_down": 0.5, "cap": 500.0}],
     "royalty_flat_for_life": [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.04}]}],
     "royalty_term_later_of_years_and_exclusivity_with_floor": [
         {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.06}, {"above": 500, "rate": 0.10}],
