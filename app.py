@@ -20,6 +20,7 @@ import dealmodel as dm
 from dealmodel import charts, views
 from dealmodel.compare import compare_results
 from dealmodel.edit import ParameterError, scale_all, set_values, term_parameters
+from dealmodel.export import csv_text
 from dealmodel.schema import PHASES
 
 ROOT = Path(__file__).resolve().parent
@@ -31,6 +32,14 @@ DEFAULT_PATHS = 20_000
 SENSITIVITY_PATHS = 5_000
 
 ss = st.session_state
+
+
+@st.cache_data(show_spinner=False)
+def _reference_names() -> list[str]:
+    return [dm.load_deal(p).name for p in REFERENCE_FILES]
+
+
+REFERENCE_NAMES = _reference_names()
 
 
 # --------------------------------------------------------------------------- cached model calls
@@ -183,6 +192,32 @@ def program_caption(deal: dm.Deal) -> str:
             f"timing {deal.timing.replace('_', ' ')}.")
 
 
+def value_all(paths: int, seed: int) -> tuple[dict, dict, dict]:
+    """Every structure as edited and its result; a structure that fails is reported, not fatal."""
+    deals, results, failed = {}, {}, {}
+    for n in ss.structures:
+        try:
+            deals[n] = edited(n)
+            results[n] = simulate_cached(deals[n].model_dump_json(by_alias=True), paths, seed)
+        except dm.DealError as exc:
+            failed[n] = "\n".join(f"- `{p}`" for p in exc.problems)
+        except (ValueError, ArithmeticError) as exc:  # a parameter path or an edit the model refuses
+            failed[n] = f"- {exc}"
+        if n in failed:
+            deals.pop(n, None)
+    return deals, results, failed
+
+
+def remove_structure(name: str) -> None:
+    """Drop an uploaded structure (the reference structures stay) and show the reference hybrid."""
+    ss.structures.pop(name, None)
+    ss.edits.pop(name, None)
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(f"term::{name}::")]:
+        del ss[key]
+    ss.selected = REFERENCE_NAMES[-1]
+    st.rerun()
+
+
 def edited(name: str) -> dm.Deal:
     deal = with_program(ss.structures[name])
     return set_values(deal, ss.edits[name]) if ss.edits[name] else deal
@@ -197,6 +232,8 @@ def sidebar() -> tuple[int, int]:
     handle_upload(sb.file_uploader("Add a deal file (YAML or JSON, up to 1 MB)", type=["yaml", "yml", "json"],
                                    key="upload"))
     sb.selectbox("Structure to edit", list(ss.structures), key="selected")
+    if ss.selected not in REFERENCE_NAMES and sb.button("Remove this structure", key="remove_selected"):
+        remove_structure(ss.selected)
     sb.header("Simulation")
     paths = int(sb.number_input("Simulated paths", min_value=1_000, max_value=MAX_PATHS, value=DEFAULT_PATHS,
                                 step=5_000, key="paths", help=f"Up to {MAX_PATHS:,} to keep the app responsive; "
@@ -275,13 +312,17 @@ def main() -> None:
     term_sliders(name)
 
     started = time.perf_counter()
-    try:
-        deals = {n: edited(n) for n in ss.structures}
-    except ParameterError as exc:
-        st.error(str(exc))
-        return
+    deals, results, failed = value_all(paths, seed)
+    for bad, message in failed.items():
+        st.error(f"**{bad}** cannot be valued as it stands (the other structures are shown):\n\n{message}")
+        if bad not in REFERENCE_NAMES and st.button(f"Remove {bad}", key=f"remove_failed::{bad}"):
+            remove_structure(bad)
+    if name not in results:
+        if not results:
+            return
+        name = next(iter(results))
+        st.info(f"Showing **{name}** instead.")
     jsons = {n: d.model_dump_json(by_alias=True) for n, d in deals.items()}
-    results = {n: simulate_cached(js, paths, seed) for n, js in jsons.items()}
     baseline = next(iter(results))
     comparison = compare_results(results, baseline=baseline)
     result = results[name]
@@ -375,7 +416,7 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     c1.download_button("Download the comparison (Excel)", lambda: workbook_bytes(pairs, baseline, paths, seed),
                        file_name="dealmodel-comparison.xlsx", key="dl_xlsx",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    c2.download_button("Download the comparison (CSV)", t.to_csv().encode(), file_name="dealmodel-comparison.csv",
+    c2.download_button("Download the comparison (CSV)", csv_text(t).encode(), file_name="dealmodel-comparison.csv",
                        mime="text/csv", key="dl_csv")
     st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
                                file_name=f"{name}.yaml", mime="application/x-yaml", key="dl_deal")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import pandas as pd
 from dealmodel.compare import comparison_row, program_key
 from dealmodel.edit import ParameterError, set_value
 from dealmodel.engine import MAX_PATHS, value_paths
-from dealmodel.io import DealError, load_deal
+from dealmodel.io import DealError, load_deal, parse_text, read_text_file
 from dealmodel.metrics import summarize
 from dealmodel.program import BLOCK
 from dealmodel.schema import Deal
@@ -92,25 +93,33 @@ def grid_items(deal: Deal, grid: Mapping[str, Sequence[float]], source: str = ""
     return items
 
 
-def read_grid(path: str | os.PathLike[str]) -> dict[str, list[float]]:
-    """A grid file: YAML or JSON mapping parameter path -> list of values."""
-    import yaml
+MAX_GRID_POINTS = 10_000
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise DealError(str(path), ["file not found"]) from None
-    except yaml.YAMLError as exc:
-        raise DealError(str(path), [f"invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+
+def _short(value: Any) -> str:
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_grid(path: str | os.PathLike[str]) -> dict[str, list[float]]:
+    """A grid file: YAML or JSON mapping parameter path -> list of values (read as strictly as a deal)."""
+    source = str(path)
+    text = read_text_file(path, what="grid file")
+    data = parse_text(text, source, "json" if source.lower().endswith(".json") else "yaml")
     if not isinstance(data, dict) or not data:
-        raise DealError(str(path), ["a grid is a mapping of parameter path -> list of values"])
+        raise DealError(source, ["a grid is a mapping of parameter path -> list of values"])
     problems = []
+    points = 1
     for key, values in data.items():
         if not isinstance(values, list) or not values or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            problems.append(f"{key}: needs a non-empty list of numbers (got {values!r})")
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            problems.append(f"{str(key)[:80]}: needs a non-empty list of finite numbers (got {_short(values)})")
+        else:
+            points *= len(values)
+    if points > MAX_GRID_POINTS:
+        problems.append(f"the grid has {points:,} points; at most {MAX_GRID_POINTS:,} in one run")
     if problems:
-        raise DealError(str(path), problems)
+        raise DealError(source, problems)
     return {str(k): [float(v) for v in vs] for k, vs in data.items()}
 
 
@@ -130,8 +139,13 @@ def _serial(tasks: list[tuple]) -> Iterator[tuple]:
 
 def _joblib(tasks: list[tuple], n_jobs: int) -> Iterator[tuple]:
     from joblib import Parallel, delayed
+    from joblib.externals.loky import get_reusable_executor
 
-    yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(_task)(*t) for t in tasks)
+    try:
+        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(_task)(*t) for t in tasks)
+    finally:
+        # the worker processes end with the run (also on Ctrl-C or SIGTERM), not minutes later
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
 
 
 def _dask(tasks: list[tuple], n_jobs: int, scheduler: str | None) -> Iterator[tuple]:
@@ -185,8 +199,13 @@ def value_items(
     task_paths: int = TASK_PATHS,
     progress: Callable[[int, int], None] | bool | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    done: Mapping[int, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Value every item; one row each, in item order. ``on_row`` receives rows as they finish.
+
+    ``done`` holds rows already valued by an earlier, interrupted run (item index -> row): those
+    items are not valued again (the baseline's paths are, when other items still need them) and
+    their rows are not passed to ``on_row``.
 
     ``progress`` is a callback ``(tasks done, tasks)``, or True for a progress bar (tqdm).
 
@@ -197,12 +216,20 @@ def value_items(
         raise ValueError(f"paths must be between 1 and {MAX_PATHS:,} (got {paths})")
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be at least 1 (got {n_jobs})")
+    most = 2 * (os.cpu_count() or 1)
+    if n_jobs > most and scheduler is None:
+        raise ValueError(f"n_jobs {n_jobs} is more than this machine can use: it has {os.cpu_count()} cores; "
+                         f"use at most {most} (each process holds its own copy of the work)")
     task_paths = max(BLOCK, math.ceil(task_paths / BLOCK) * BLOCK)
     valid = [i for i, item in enumerate(items) if item.deal is not None]
     baseline = valid[0] if valid else None
     base_key = program_key(items[baseline].deal) if valid else ""
+    resumed = dict(done or {})
+    to_value = [i for i in valid if i not in resumed]
+    if baseline is not None and baseline in resumed and to_value:
+        to_value.insert(0, baseline)  # its paths are needed for the others' paired differences
     tasks = [(i, first, items[i].deal, seed, min(task_paths, paths - first))
-             for i in valid for first in range(0, paths, task_paths)]
+             for i in to_value for first in range(0, paths, task_paths)]
     per_item = math.ceil(paths / task_paths)
     rows: dict[int, dict[str, Any]] = {}
     bar = None
@@ -218,10 +245,12 @@ def value_items(
             on_row(row)
 
     for i, item in enumerate(items):
-        if item.deal is None:
+        if i in resumed:
+            rows[i] = resumed[i]
+        elif item.deal is None:
             emit(i, _row_base(item) | {"error": item.error})
 
-    chunks: dict[int, dict[int, dict[str, np.ndarray]]] = {i: {} for i in valid}
+    chunks: dict[int, dict[int, dict[str, np.ndarray]]] = {i: {} for i in to_value}
     finished: dict[int, dict[str, np.ndarray]] = {}
     base_npv: dict[str, np.ndarray] | None = None
     waiting: list[int] = []
@@ -243,7 +272,8 @@ def value_items(
             if base_npv is None:
                 continue  # rows need the baseline's paths for their paired differences
             for j in waiting:
-                emit(j, _row(items[j], finished[j], base_npv, base_key))
+                if j not in resumed:
+                    emit(j, _row(items[j], finished[j], base_npv, base_key))
                 if j != baseline:
                     del finished[j]
             waiting = []

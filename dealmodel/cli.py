@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dealmodel import metrics
 from dealmodel._version import __version__
 from dealmodel.engine import simulate
 from dealmodel.io import DealError, deal_json_schema, expand_files, load_deal
@@ -101,6 +104,8 @@ def _print_value_table(result) -> None:
     for party in summary.index:
         row = summary.loc[party]
         print(f"{party:10}" + "".join(f"{_fmt(float(row[c]), d):>11}" for c, _, d in cols))
+    for note in metrics.notes(result.npv):
+        print(f"note: {note}")
     print("\nExpected PV of payments to the partner, by term kind:")
     for kind, value in result.payments_by_kind().items():
         print(f"  {kind:14}{_fmt(value):>10}")
@@ -181,7 +186,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     update, close = _progress(_show(args), "deal")
     try:
         comparison = compare({k: d for k, (d, _) in loaded.items()}, paths=args.paths, seed=args.seed,
-                             baseline=baseline, progress=update, sources={k: p for k, (_, p) in loaded.items()})
+                             baseline=baseline, progress=update, sources={k: p for k, (_, p) in loaded.items()},
+                             keep_flows=bool(args.out) and args.out.lower().endswith(".xlsx"))
     finally:
         close()
     if args.out:
@@ -266,6 +272,69 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _open_partial(partial: Path, settings: dict, items: list) -> tuple:
+    """Open (and lock) the partial-rows file of a batch run: ``(stream, rows done, note)``.
+
+    One run at a time writes an output: a second run on the same --out is refused while the first
+    holds the lock. A partial file left by an interrupted run with the same settings is resumed
+    (its rows are kept and not valued again); one from other settings is kept under a new name.
+    Nothing is ever truncated.
+    """
+    import fcntl
+
+    while True:
+        stream = partial.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.close()
+            raise ValueError(f"another dealmodel batch is writing {partial.name.removesuffix('.partial.jsonl')} "
+                             f"(its rows go to {partial}); wait for it to finish or choose another --out") from None
+        try:
+            same = os.fstat(stream.fileno()).st_ino == partial.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        stream.close()  # the file was replaced while we waited for it: lock the new one
+    stream.seek(0)
+    lines = stream.read().splitlines()
+    header = {"dealmodel_batch": 1, "settings": settings}
+    if not lines:
+        stream.write(json.dumps(header) + "\n")
+        stream.flush()
+        return stream, {}, ""
+    try:
+        found = json.loads(lines[0])
+    except json.JSONDecodeError:
+        found = None
+    if found == header:
+        index = {item.label: i for i, item in enumerate(items)}
+        done = {}
+        for line in lines[1:]:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill: that item is valued again
+            if row.get("item") in index:
+                done[index[row["item"]]] = row
+        return stream, done, (f"resuming: {len(done)} of {len(items)} rows were saved by an earlier run"
+                              if done else "")
+    n = 1
+    while (kept := partial.with_name(f"{partial.name.removesuffix('.jsonl')}.{n}.jsonl")).exists():
+        n += 1
+    kept.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stream.seek(0)
+    stream.truncate()  # its rows are safe in the copy just written
+    stream.write(json.dumps(header) + "\n")
+    stream.flush()
+    return stream, {}, f"{partial.name} held rows of a run with other settings; kept them as {kept.name}"
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from dealmodel import batch
     from dealmodel.export import write_table
@@ -281,27 +350,40 @@ def cmd_batch(args: argparse.Namespace) -> int:
         grid = batch.read_grid(args.grid)
         items = [point for item in items for point in (
             batch.grid_items(item.deal, grid, item.source) if item.deal is not None else [item])]
+    settings = {"paths": args.paths, "seed": args.seed, "grid": args.grid or "", "items": [i.label for i in items]}
     partial = out.with_name(out.name + ".partial.jsonl")
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stream, done, note = _open_partial(partial, settings, items)
+    if note:
+        print(f"dealmodel: {note}", file=sys.stderr)
     update, close = _progress(_show(args), "task")
-    with partial.open("w", encoding="utf-8") as stream:
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
         def on_row(row: dict) -> None:  # every finished row is on disk at once: nothing is lost
             stream.write(json.dumps(row, default=str) + "\n")
             stream.flush()
 
         try:
             table = batch.value_items(items, paths=args.paths, seed=args.seed, n_jobs=args.workers,
-                                      backend=args.backend, scheduler=args.scheduler, progress=update, on_row=on_row)
+                                      backend=args.backend, scheduler=args.scheduler, progress=update, on_row=on_row,
+                                      done=done)
         except KeyboardInterrupt:
             close()
-            print(f"dealmodel: interrupted; the rows finished so far are in {partial}", file=sys.stderr)
+            print(f"dealmodel: interrupted; the rows finished so far are in {partial}; run the same command again "
+                  f"to resume", file=sys.stderr)
+            stream.close()
             return 130
         finally:
             close()
-    meta = {"paths": args.paths, "seed": args.seed, "workers": args.workers, "backend": args.backend or "",
-            "grid": args.grid or "", "inputs": ", ".join(files), "dealmodel_version": __version__}
-    write_table(table, out, sheet="Batch", meta=meta)
-    partial.unlink(missing_ok=True)
+        meta = {"paths": args.paths, "seed": args.seed, "workers": args.workers, "backend": args.backend or "",
+                "grid": args.grid or "", "inputs": ", ".join(files), "dealmodel_version": __version__}
+        write_table(table, out, sheet="Batch", meta=meta)
+        partial.unlink(missing_ok=True)  # still under the lock: a run waiting on it finds no partial
+        stream.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if not stream.closed:
+            stream.close()
     failed = table[table["error"].notna()] if "error" in table else table.iloc[0:0]
     if args.json:
         print(json.dumps({"out": str(out), "rows": len(table), "failed": list(failed.index)}, indent=2))
@@ -401,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # an output that cannot be written: a directory, a read-only place, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"dealmodel: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # a bug: say so plainly, still no traceback for the user
         print(f"dealmodel: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -16,6 +16,7 @@ import pandas as pd
 
 from dealmodel import metrics
 from dealmodel.engine import simulate
+from dealmodel.limits import check_run
 from dealmodel.result import PARTIES, SimulationResult
 from dealmodel.schema import Deal
 from dealmodel.terms import Headline
@@ -94,6 +95,7 @@ def compare(
     baseline: int | str | None = None,
     progress: Callable[[int, int], None] | None = None,
     sources: Mapping[str, str] | None = None,
+    keep_flows: bool = True,
 ) -> Comparison:
     """Value any number of deal variants on the same program paths and set them side by side.
 
@@ -104,7 +106,8 @@ def compare(
     baseline's program paths), the paired difference
     against the baseline ``{party}_diff`` with its standard error ``{party}_diff_se``, and the
     **joint gain** (sponsor's change + partner's change) with its standard error.
-    ``progress(done, total)`` is called after each variant.
+    ``progress(done, total)`` is called after each variant. ``keep_flows=False`` keeps NPVs only
+    (no yearly table): what a large run needs.
     """
     if isinstance(deals, Mapping):
         labelled = dict(deals)
@@ -126,9 +129,12 @@ def compare(
     else:
         raise ValueError(f"baseline {baseline!r} is not one of the variants: {', '.join(names)}")
 
+    deals_ = list(labelled.values())
+    check_run(paths, max(len(d.candidates) for d in deals_), max(d.horizon_years for d in deals_),
+              max(len(d.terms) for d in deals_), len(deals_), keep_flows)
     results: dict[str, SimulationResult] = {}
     for i, (name, deal) in enumerate(labelled.items()):
-        results[name] = simulate(deal, paths=paths, seed=seed)
+        results[name] = simulate(deal, paths=paths, seed=seed, keep_flows=keep_flows)
         if progress is not None:
             progress(i + 1, len(labelled))
     return compare_results(results, baseline=base, sources=sources)

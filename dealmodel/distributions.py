@@ -26,8 +26,20 @@ from scipy import special
 _Z90 = 1.2815515655446004
 
 
+_LARGEST = 1_000_000.0
+"""No program number or distribution parameter may exceed this in size (docs/deal-files.md)."""
+
+
 class _Dist(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, float) and abs(value) > _LARGEST:
+                raise ValueError(f"{name} must be within ±{_LARGEST:,.0f} (got {value:.3g})")
+        return self
 
     def mean(self) -> float:
         raise NotImplementedError
@@ -182,6 +194,9 @@ class LogNormal(_Dist):
             raise ValueError(f"median must be > 0 (got {self.median})")
         if not self.p90 > self.median:
             raise ValueError(f"p90 must be above the median (got median={self.median}, p90={self.p90})")
+        if self.p90 > 1000.0 * self.median:
+            raise ValueError(f"p90 may be at most 1,000 times the median (got median={self.median:.3g}, "
+                             f"p90={self.p90:.3g})")
         return self
 
     @property
@@ -208,7 +223,7 @@ class Beta(_Dist):
     mean_: float = Field(alias="mean")
     sd: float
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _feasible(self) -> Beta:
@@ -219,6 +234,8 @@ class Beta(_Dist):
             raise ValueError(
                 f"sd must be > 0 and below sqrt(mean*(1-mean)) = {math.sqrt(m * (1 - m)):.4g} (got {s})"
             )
+        if s < 1e-4:
+            raise ValueError(f"sd must be at least 0.0001 (got {s:.3g}); for a known probability write the number")
         return self
 
     def _ab(self) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from dealmodel.cashflows import Ledger
+from dealmodel.limits import check_run
 from dealmodel.program import BLOCK, ProgramPaths, Sales, sales_by_launch_year, simulate_program
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal, Supply
@@ -18,8 +19,6 @@ from dealmodel.timing import Discount
 
 DEFAULT_CHUNK = 2 * BLOCK
 MAX_PATHS = 20_000_000
-MAX_FLOW_BYTES = 8 * 2**30
-"""Largest per-path cash-flow arrays simulate keeps by default (sponsor and partner, float64)."""
 
 
 def _check_args(paths: int, seed: int, chunk_size: int | None) -> int:
@@ -147,17 +146,14 @@ def simulate(
     depend on ``chunk_size`` or ``threads``: random numbers come in fixed blocks (see
     :mod:`dealmodel.program`) and per-chunk totals are added in chunk order. ``progress`` is
     called with the number of paths done after each chunk. ``threads`` defaults to the
-    machine's cores, at most 4 (NumPy releases the GIL in the heavy kernels).
+    machine's cores, at most 4, or the environment variable ``DEALMODEL_THREADS`` (NumPy releases
+    the GIL in the heavy kernels).
     ``keep_flows=False`` keeps only the NPVs (memory O(paths)): everything but ``per_year``,
     ``cash_flows`` and ``irr`` still works.
     """
     chunk = _check_args(paths, seed, chunk_size)
     T = deal.horizon_years
-    if keep_flows and paths * T * 16 > MAX_FLOW_BYTES:
-        raise ValueError(
-            f"keeping {paths:,} paths' cash flows takes {paths * T * 16 / 2**30:.1f} GiB; "
-            f"use keep_flows=False (NPVs and metrics only) or fewer paths"
-        )
+    check_run(paths, len(deal.candidates), T, len(deal.terms), 1, keep_flows)
     df = discount_table(deal)
     flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
     npv = {party: np.empty(paths) for party in df}
@@ -178,7 +174,9 @@ def simulate(
         return _value_chunk(deal, seed, first // BLOCK, n, df, out)
 
     starts = list(range(0, paths, chunk))
-    workers = threads if threads is not None else min(4, os.cpu_count() or 1)
+    if threads is None:
+        threads = int(os.environ.get("DEALMODEL_THREADS", "0")) or min(4, os.cpu_count() or 1)
+    workers = threads
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(starts)))) as pool:
         for first, counts in zip(starts, pool.map(job, starts), strict=True):
             for c, (reached, n_approved, launch_total) in enumerate(counts):

@@ -22,17 +22,34 @@ import pandas as pd
 
 from dealmodel._version import __version__
 from dealmodel.compare import Comparison
-from dealmodel.io import atomic_write
+from dealmodel.io import atomic_write, publish
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SHARE_WORDS = ("prob_", "share", "rate", "paired")
 
 
+_CONTROL = "".join(chr(c) for c in range(32)) + " \x7f"
+
+
 def safe_text(value: Any) -> Any:
-    """Neutralise text a spreadsheet would evaluate (OWASP CSV-injection advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    """Neutralise text a spreadsheet would evaluate (OWASP CSV-injection advice).
+
+    Leading control characters and spaces are stripped first (a CR, LF or TAB before ``=`` is
+    still a formula to Excel), then text that starts like a formula gets a leading apostrophe.
+    """
+    if not isinstance(value, str):
+        return value
+    head = value.lstrip(_CONTROL)
+    if head.startswith(_FORMULA_START):
+        return "'" + head
     return value
+
+
+def csv_text(frame: pd.DataFrame, index: bool = True) -> str:
+    """A table as CSV text with every cell and header through :func:`safe_text` (for downloads)."""
+    buffer = io.StringIO()
+    _safe_frame(frame).to_csv(buffer, index=index)
+    return buffer.getvalue()
 
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,9 +93,7 @@ def run_inputs(comparison: Comparison) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], index: bool = True) -> None:
-    buffer = io.StringIO()
-    _safe_frame(frame).to_csv(buffer, index=index)
-    atomic_write(path, buffer.getvalue())
+    atomic_write(path, csv_text(frame, index))
 
 
 def _jsonable(frame: pd.DataFrame, index: bool) -> list[dict[str, Any]]:
@@ -106,7 +121,7 @@ def write_workbook(
     """One sheet per table, money in millions, native charts of the NPV distributions and tornado."""
     if currency is None and comparison is not None:
         currency = next(iter(comparison.results.values())).deal.currency
-    if per_year is None and comparison is not None:
+    if per_year is None and comparison is not None and all(r.flows for r in comparison.results.values()):
         per_year = comparison.per_year()
     note = f"Money in {currency or 'deal currency'} millions."
 
@@ -142,7 +157,7 @@ def _atomic_workbook(target: Path, build) -> None:
         }
         build(wb, fmt)
         wb.close()
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import reprlib
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from dealmodel import limits
 from dealmodel.distributions import DIST_KINDS
 from dealmodel.schema import TERM_KINDS, Deal
 
@@ -80,8 +83,13 @@ def _loc_to_path(loc: Iterable[Any]) -> str:
     return out
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 50, 50
+
+
 def _describe(value: Any) -> str:
-    text = repr(value) if not isinstance(value, dict | list) else json.dumps(value, default=str)
+    """A short rendering of a value for a message: bounded whatever the value's size or depth."""
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -145,6 +153,199 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- strict parsing
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, message: str, mark=None):
+        super().__init__(message)
+        self.problem, self.problem_mark = message, mark
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that accepts only what a deal file needs.
+
+    Plain JSON types only (an explicit tag such as ``!!float`` or ``!!python/...`` is refused, and
+    dates stay text); at most :data:`limits.MAX_ALIASES` aliases, so an alias bomb is refused
+    before it expands; nesting at most :data:`limits.MAX_DEPTH` deep; a key given twice in one
+    mapping is an error naming the key and both lines.
+    """
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table, copied without timestamps
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > limits.MAX_ALIASES:
+                raise _Refused(f"more than {limits.MAX_ALIASES} aliases (*name); write the values out",
+                               self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!"):
+            raise _Refused(f"the tag {tag[:40]!r} is not allowed: deal files hold plain numbers, text, true/false, "
+                           f"lists and mappings", event.start_mark)
+        self._depth += 1
+        if self._depth > limits.MAX_DEPTH:
+            raise _Refused(f"nested more than {limits.MAX_DEPTH} levels deep", event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node) > limits.MAX_NODES:
+            raise _Refused(f"the document expands to more than {limits.MAX_NODES:,} values (aliases repeat their "
+                           f"target); write a smaller deal", node.start_mark)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:
+                raise _Refused("a mapping key must be text or a number", key_node.start_mark) from None
+            if first != line:
+                raise _Refused(f"duplicate key {_describe(key)} (first at line {first}); each field may appear once",
+                               key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(root) -> int:
+    """How many values a composed YAML document holds once its aliases are expanded (shared nodes memoised)."""
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if children_done or not children:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > limits.MAX_NODES:
+                return size[id(node)]
+        else:
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in size]
+    return size[id(root)]
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed data, without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > limits.MAX_DEPTH:
+            return level
+        if isinstance(node, dict):
+            stack += [(v, level + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, level + 1) for v in node]
+    return deepest
+
+
+def _json_pairs(text: str):
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                needle = json.dumps(key)
+                lines = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
+                where = f" (lines {', '.join(map(str, lines[:4]))})" if lines else ""
+                raise ValueError(f"duplicate key {_describe(key)}{where}; each field may appear once")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a deal can hold; use a finite number")
+
+
+def parse_text(text: str, source: str, fmt: str) -> Any:
+    """Parse YAML (strictly, see :class:`_StrictLoader`) or JSON text into plain data, or raise DealError."""
+    if fmt == "json":
+        try:
+            data = json.loads(text, object_pairs_hook=_json_pairs(text), parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
+            raise DealError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+        except ValueError as exc:
+            raise DealError(source, [f"invalid JSON: {exc}"]) from None
+        except RecursionError:
+            raise DealError(source, [f"invalid JSON: nested more than {limits.MAX_DEPTH} levels deep"]) from None
+        if _depth(data) > limits.MAX_DEPTH:
+            raise DealError(source, [f"invalid JSON: nested more than {limits.MAX_DEPTH} levels deep"])
+        return data
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DealError(source, [f"invalid YAML{where}: {str(problem)[:200]}"]) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DealError(source, [f"invalid YAML: {str(exc)[:200]}"]) from None
+    except RecursionError:
+        raise DealError(source, [f"invalid YAML: nested more than {limits.MAX_DEPTH} levels deep"]) from None
+
+
+def read_text_file(path: str | os.PathLike[str], what: str = "deal file") -> str:
+    """A small regular UTF-8 text file's content, or DealError: never reads more than the size limit.
+
+    Devices (/dev/zero), FIFOs and directories are refused without opening them for reading.
+    """
+    p = Path(path)
+    source = str(path)
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise DealError(source, ["file not found"]) from None
+    except OSError as exc:
+        raise DealError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DealError(source, [f"is a directory, not a {what}"])
+    if not stat.S_ISREG(info.st_mode):
+        raise DealError(source, [f"is not a regular file (a device, pipe or socket), not a {what}"])
+    if info.st_size > limits.MAX_FILE_BYTES:
+        raise DealError(source, [f"the file is {info.st_size / 1e6:.1f} MB; a {what} may be at most "
+                                 f"{limits.MAX_FILE_BYTES / 1e6:.0f} MB"])
+    try:
+        with p.open("rb") as handle:
+            raw = handle.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DealError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise DealError(source, [f"the file is larger than {limits.MAX_FILE_BYTES / 1e6:.0f} MB, "
+                                 f"the limit for a {what}"])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DealError(source, ["not a text file (expected UTF-8 YAML or JSON)"]) from None
+
+
 # --------------------------------------------------------------------------- load / save
 
 
@@ -166,34 +367,17 @@ def parse_deal_text(text: str, source: str = "<deal>", *, fmt: str | None = None
     """Parse YAML or JSON text (``fmt`` 'yaml' or 'json'; guessed from ``source`` when None)."""
     if fmt is None:
         fmt = "json" if source.lower().endswith(".json") else "yaml"
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise DealError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DealError(source, [f"invalid YAML{where}: {problem}"]) from None
-    return parse_deal(data, source)
+    if len(text) > limits.MAX_FILE_BYTES:
+        raise DealError(source, [f"the text is {len(text) / 1e6:.1f} MB; a deal may be at most "
+                                 f"{limits.MAX_FILE_BYTES / 1e6:.0f} MB"])
+    return parse_deal(parse_text(text, source, fmt), source)
 
 
 def load_deal(path: str | os.PathLike[str]) -> Deal:
     """Read and validate a deal file (YAML with ``yaml.safe_load``, or JSON by the ``.json`` suffix)."""
     p = Path(path)
     source = str(path)
-    if not p.exists():
-        raise DealError(source, ["file not found"])
-    if p.is_dir():
-        raise DealError(source, ["is a directory, not a deal file"])
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise DealError(source, [f"cannot read the file: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DealError(source, ["not a text file (expected UTF-8 YAML or JSON)"]) from None
+    text = read_text_file(p)
     if not text.strip():
         raise DealError(source, ["the file is empty: expected a deal (a mapping with name, parties, candidates, ...)"])
     return parse_deal_text(text, source, fmt="json" if p.suffix.lower() == ".json" else "yaml")
@@ -226,9 +410,26 @@ def dump_deal(deal: Deal, fmt: str = "yaml") -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _creation_mode() -> int:
+    """The mode a new file gets under the process's umask (0644 under the usual 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Give a finished temporary file the umask's mode and rename it over ``target`` (atomic)."""
+    if Path(target).is_dir():
+        raise IsADirectoryError(21, "is a directory", str(target))
+    os.chmod(tmp, _creation_mode())
+    os.replace(tmp, target)
+
+
 def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it over: no half-written file, ever."""
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(21, "is a directory", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -236,7 +437,7 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -86,12 +86,46 @@ def expected_shortfall(values: np.ndarray, level: float = 0.05) -> float:
     return float(np.mean(np.partition(values, k - 1)[:k]))
 
 
+RELATIVE_ZERO = 1e-9
+"""A spread or a total below this share of the numbers' own size is numerically zero."""
+
+
+def _scale(*arrays: np.ndarray) -> float:
+    return max(float(np.mean(np.abs(a))) for a in arrays)
+
+
 def risk_share(party: np.ndarray, program: np.ndarray) -> float:
-    """Slope of the party's NPV on the program's NPV across paths: cov / var (0 for a fee-taker)."""
-    var = float(np.var(program))
-    if var == 0.0:
+    """Slope of the party's NPV on the program's NPV across paths: cov / var (0 for a fee-taker).
+
+    Undefined (NaN) when the program's NPV does not vary: its standard deviation is numerically
+    zero against the size of the NPVs (see :func:`notes`).
+    """
+    std = float(np.std(program))
+    if std == 0.0 or std <= RELATIVE_ZERO * _scale(party, program):
         return math.nan
-    return float(np.mean((party - party.mean()) * (program - program.mean())) / var)
+    return float(np.mean((party - party.mean()) * (program - program.mean())) / std**2)
+
+
+def value_share(party_mean: float, sponsor_mean: float, partner_mean: float) -> float:
+    """The party's share of the two parties' total expected NPV; NaN where that total is numerically zero."""
+    total = sponsor_mean + partner_mean
+    if total == 0.0 or abs(total) <= RELATIVE_ZERO * max(abs(sponsor_mean), abs(partner_mean)):
+        return math.nan
+    return party_mean / total
+
+
+def notes(npv: dict[str, np.ndarray]) -> list[str]:
+    """Why a metric is undefined for these NPVs, one sentence each (empty when all are defined)."""
+    out = []
+    program = npv["program"]
+    if math.isnan(risk_share(npv["sponsor"], program)):
+        out.append("risk_share is undefined: the program's NPV does not vary across paths, so there is no program "
+                   "risk to share")
+    if math.isnan(value_share(1.0, float(npv["sponsor"].mean()), float(npv["partner"].mean()))):
+        out.append("value_share is undefined: the two parties' expected NPVs add up to zero")
+    if not all(np.isfinite(v).all() for v in npv.values()):
+        out.append("some NPVs are not finite numbers; the figures that depend on them are left out")
+    return out
 
 
 def distribution_metrics(values: np.ndarray) -> dict[str, float]:
@@ -110,7 +144,7 @@ def distribution_metrics(values: np.ndarray) -> dict[str, float]:
 def summarize(npv: dict[str, np.ndarray]) -> pd.DataFrame:
     """Rows sponsor / partner / program, columns :data:`METRICS` and ``se_npv``, from per-path NPVs."""
     program = npv["program"]
-    total = float(npv["sponsor"].mean() + npv["partner"].mean())
+    sponsor_mean, partner_mean = float(npv["sponsor"].mean()), float(npv["partner"].mean())
     rows = {}
     for party in ("sponsor", "partner", "program"):
         values = npv[party]
@@ -121,7 +155,7 @@ def summarize(npv: dict[str, np.ndarray]) -> pd.DataFrame:
             row["value_share"] = 1.0
         else:
             row["risk_share"] = risk_share(values, program)
-            row["value_share"] = row["expected_npv"] / total if total else math.nan
+            row["value_share"] = value_share(row["expected_npv"], sponsor_mean, partner_mean)
         rows[party] = row
     table = pd.DataFrame.from_dict(rows, orient="index")[[*METRICS, "se_npv"]]
     table.index.name = "party"

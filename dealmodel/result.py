@@ -144,9 +144,11 @@ class SimulationResult:
                 for name, row in self.candidates.items()
             },
             "payments": {k: _clean(v) for k, v in self.payments_by_kind().items()},
+            "notes": metrics.notes(self.npv),
         }
 
 
 def _clean(x: Any) -> float | None:
+    """A number for JSON: null where it is undefined or not finite (``notes`` says why)."""
     x = float(x)
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from dealmodel import limits
 from dealmodel.distributions import Fixed, Quantity, in_range
 from dealmodel.timing import Timing
 
@@ -31,7 +32,7 @@ Fraction = Annotated[Quantity, AfterValidator(in_range(0.0, 1.0))]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=limits.MAX_TEXT)
 
 
 class _Problems:
@@ -54,7 +55,8 @@ class _Problems:
 class PartySpec(_Model):
     name: str = Field(min_length=1, description="Display name of the party.")
     discount_rate: float = Field(
-        gt=-1.0, description="Annual discount rate for this party's cash flows (0.15 = 15%)."
+        ge=limits.MIN_RATE, le=limits.MAX_RATE,
+        description="Annual discount rate for this party's cash flows (0.15 = 15%), from -0.5 to 1.",
     )
 
 
@@ -123,7 +125,7 @@ class Correlation(_Model):
 
     rho: float = Field(0.0, ge=0.0, lt=1.0, description="Pairwise latent correlation within a group.")
     groups: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
-        default_factory=dict, description="Per-platform override of rho."
+        default_factory=dict, max_length=limits.MAX_CANDIDATES, description="Per-platform override of rho."
     )
 
 
@@ -162,7 +164,7 @@ DEFAULT_LAUNCH_CURVE = (0.11, 0.31, 0.58, 0.76, 0.89, 1.0)
 class Commercial(_Model):
     peak_sales: NonNegative = Field(description="Peak annual net sales (millions).")
     launch_curve: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
-        None,
+        None, max_length=limits.MAX_CURVE_YEARS,
         description="Share of peak sales in each launch year (1.0 after the list ends). "
         "Give this or years_to_peak; neither means the Robey & David 2017 median curve.",
     )
@@ -286,7 +288,7 @@ class Upfront(_Term):
     """A payment at signing (the valuation date)."""
 
     kind: Literal["upfront"]
-    amount: float = Field(ge=0.0)
+    amount: float = Field(ge=0.0, le=limits.MAX_MONEY)
 
 
 class Milestone(_CandidateTerm):
@@ -299,8 +301,9 @@ class Milestone(_CandidateTerm):
 
     kind: Literal["milestone"]
     event: MilestoneEvent
-    amount: float = Field(ge=0.0, description="Paid once per candidate that reaches the event.")
-    threshold: float | None = Field(None, gt=0.0, description="Annual net sales, for event annual_sales.")
+    amount: float = Field(ge=0.0, le=limits.MAX_MONEY, description="Paid once per candidate that reaches the event.")
+    threshold: float | None = Field(None, gt=0.0, le=limits.MAX_MONEY,
+                                    description="Annual net sales, for event annual_sales.")
 
     @model_validator(mode="after")
     def _threshold(self) -> Milestone:
@@ -312,7 +315,8 @@ class Milestone(_CandidateTerm):
 
 
 class RoyaltyTier(_Model):
-    above: float = Field(ge=0.0, description="The rate applies to a royalty year's net sales above this level.")
+    above: float = Field(ge=0.0, le=limits.MAX_MONEY,
+                         description="The rate applies to a royalty year's net sales above this level.")
     rate: float = Field(ge=0.0, le=1.0)
 
 
@@ -326,7 +330,7 @@ class Royalty(_CandidateTerm):
     """
 
     kind: Literal["royalty"]
-    tiers: list[RoyaltyTier] = Field(min_length=1)
+    tiers: list[RoyaltyTier] = Field(min_length=1, max_length=limits.MAX_TIERS)
     tier_basis: Literal["product", "aggregate"] = Field(
         "product", description="product: tiers on each product's sales; aggregate: on all covered products' sales."
     )
@@ -343,7 +347,7 @@ class Royalty(_CandidateTerm):
         "its own rate).",
     )
     cap: float | None = Field(
-        None, gt=0.0, description="Cumulative royalty cap per product (per stream when aggregate)."
+        None, gt=0.0, le=limits.MAX_MONEY, description="Cumulative royalty cap per product (per stream when aggregate)."
     )
 
     @model_validator(mode="after")
@@ -418,12 +422,12 @@ class Deal(_Model):
     horizon_years: int = Field(ge=1, le=100, description="Years simulated after the valuation date.")
     parties: Parties
     program_discount_rate: float | None = Field(
-        None, gt=-1.0, description="Rate for whole-program NPV; default the sponsor's."
+        None, ge=limits.MIN_RATE, le=limits.MAX_RATE, description="Rate for whole-program NPV; default the sponsor's."
     )
     correlation: Correlation = Correlation()
     levers: Levers = Levers()
-    candidates: list[Candidate] = Field(min_length=1)
-    terms: list[Term] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(min_length=1, max_length=limits.MAX_CANDIDATES)
+    terms: list[Term] = Field(default_factory=list, max_length=limits.MAX_TERMS)
 
     @property
     def program_rate(self) -> float:

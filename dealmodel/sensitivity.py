@@ -141,12 +141,12 @@ def tornado(
     Columns: ``input``, ``label``, ``low``, ``high`` (the values used, as text), ``base``,
     ``value_low``, ``value_high``, ``swing`` = |value_high - value_low|.
     """
-    base_value, _ = metric_value(simulate(deal, paths=paths, seed=seed), party, metric)
+    base_value, _ = metric_value(simulate(deal, paths=paths, seed=seed, keep_flows=False), party, metric)
     chosen = default_inputs(deal, relative) if inputs is None else _custom_inputs(deal, inputs, relative)
     rows = []
     for i, item in enumerate(chosen):
-        lo = metric_value(simulate(set_values(deal, item.low), paths=paths, seed=seed), party, metric)[0]
-        hi = metric_value(simulate(set_values(deal, item.high), paths=paths, seed=seed), party, metric)[0]
+        lo, hi = (metric_value(simulate(set_values(deal, values), paths=paths, seed=seed, keep_flows=False),
+                               party, metric)[0] for values in (item.low, item.high))
         rows.append({
             "input": item.name,
             "label": item.label,

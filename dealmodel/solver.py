@@ -93,7 +93,7 @@ def solve(
     """
     get_value(deal, parameter)  # fails early, with a clear message, on a bad path
     if isinstance(target, Deal):
-        target_value = metric_value(simulate(target, paths=paths, seed=seed), party, metric)[0]
+        target_value = metric_value(simulate(target, paths=paths, seed=seed, keep_flows=False), party, metric)[0]
     else:
         target_value = float(target)
     lo_default, hi_default = default_range(deal, parameter)
@@ -105,7 +105,7 @@ def solve(
 
     def value_at(x: float) -> tuple[float, float]:
         if x not in cache:
-            result = simulate(set_value(deal, parameter, x), paths=paths, seed=seed)
+            result = simulate(set_value(deal, parameter, x), paths=paths, seed=seed, keep_flows=False)
             cache[x] = metric_value(result, party, metric)
         return cache[x]
 

@@ -128,16 +128,57 @@ def test_cli_batch_keeps_finished_rows_when_interrupted(tmp_path, capsys, monkey
     assert main(["batch", *FILES, "--paths", "3000", "--out", str(out)]) == 130
     assert not out.exists()
     partial = tmp_path / "results.csv.partial.jsonl"
-    rows = [json.loads(line) for line in partial.read_text().splitlines()]
+    header, *rows = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert header["settings"]["paths"] == 3000
     assert [r["item"] for r in rows] == ["Reference program — fee-for-service", "Reference program — milestone-based"]
     assert "interrupted" in capsys.readouterr().err
+
+    # the same command again resumes: the saved rows are kept, only what is missing is valued
+    valued = []
+
+    def counting(index, *args):
+        valued.append(index)
+        return real(index, *args)
+
+    monkeypatch.setattr(batch, "_task", counting)
+    assert main(["batch", *FILES, "--paths", "3000", "--out", str(out)]) == 0
+    assert "resuming: 2 of 3 rows" in capsys.readouterr().err
+    assert 1 not in valued and 2 in valued  # the milestone row was not valued again; the baseline's paths were
+    table = pd.read_csv(out, index_col="item")
+    assert list(table.index) == [r["item"] for r in rows] + ["Reference program — hybrid"]
+    fresh = dm.value_many(FILES, paths=3000, seed=0)
+    assert list(table["partner_expected_npv"]) == pytest.approx(list(fresh["partner_expected_npv"]), rel=1e-12)
+    assert not partial.exists()
+
+
+def test_cli_batch_refuses_a_second_run_on_the_same_output(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "results.csv"
+    partial = tmp_path / "results.csv.partial.jsonl"
+    with partial.open("a") as held:  # another run holds the output
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert main(["batch", FILES[0], "--paths", "1000", "--out", str(out)]) == 2
+    assert "another dealmodel batch is writing" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_batch_keeps_rows_of_a_run_with_other_settings(tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    partial = tmp_path / "results.csv.partial.jsonl"
+    old = json.dumps({"dealmodel_batch": 1, "settings": {"paths": 5}}) + "\n" + json.dumps({"item": "x"}) + "\n"
+    partial.write_text(old)
+    assert main(["batch", FILES[0], "--paths", "1000", "--out", str(out)]) == 0
+    kept = tmp_path / "results.csv.partial.1.jsonl"
+    assert kept.read_text() == old
+    assert "kept them as results.csv.partial.1.jsonl" in capsys.readouterr().err
 
 
 def test_cli_batch_refuses_a_bad_grid_and_output(tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text("terms[1].tiers[0].rate: 0.05\n")
     assert main(["batch", FILES[0], "--grid", str(grid), "--out", str(tmp_path / "r.csv")]) == 2
-    assert "needs a non-empty list of numbers" in capsys.readouterr().err
+    assert "terms[1].tiers[0].rate: needs a non-empty list of finite numbers (got 0.05)" in capsys.readouterr().err
     assert main(["batch", FILES[0], "--out", str(tmp_path / "r.pdf")]) == 2
     assert "--out must end in" in capsys.readouterr().err
     assert main(["batch", str(SAMPLES / "nothing_here"), "--out", str(tmp_path / "r.csv")]) == 2

@@ -209,7 +209,7 @@ def test_keep_flows_false_keeps_the_same_numbers_in_bounded_memory():
     assert lean.flows == {}
     with pytest.raises(ValueError, match="keep_flows=False"):
         lean.per_year()
-    with pytest.raises(ValueError, match="use keep_flows=False"):
+    with pytest.raises(ValueError, match="keep_flows=False"):
         dm.simulate(deal, paths=19_000_000, seed=3)
 
 

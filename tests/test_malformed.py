@@ -77,7 +77,7 @@ CASES = [
       "candidates[0].phases.phase2.success_probability: required field is missing"]),
     ("parties missing", _without("parties"), ["parties: required field is missing"]),
     ("discount rate below -1", _with("parties.sponsor.discount_rate", -1.5),
-     ["parties.sponsor.discount_rate: must be > -1"]),
+     ["parties.sponsor.discount_rate: must be >= -0.5 (got -1.5)"]),
     ("correlation of 1", base_deal(correlation={"rho": 1.0}), ["correlation.rho: must be < 1"]),
     ("royalty tiers descending",
      base_deal(terms=[{"kind": "royalty", "tiers": [
