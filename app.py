@@ -214,8 +214,7 @@ def remove_structure(name: str) -> None:
     ss.edits.pop(name, None)
     for key in [k for k in ss if isinstance(k, str) and k.startswith(f"term::{name}::")]:
         del ss[key]
-    ss.selected = REFERENCE_NAMES[-1]
-    st.rerun()
+    ss.selected = REFERENCE_NAMES[-1]  # a button callback: runs before the widgets are drawn again
 
 
 def edited(name: str) -> dm.Deal:
@@ -232,8 +231,8 @@ def sidebar() -> tuple[int, int]:
     handle_upload(sb.file_uploader("Add a deal file (YAML or JSON, up to 1 MB)", type=["yaml", "yml", "json"],
                                    key="upload"))
     sb.selectbox("Structure to edit", list(ss.structures), key="selected")
-    if ss.selected not in REFERENCE_NAMES and sb.button("Remove this structure", key="remove_selected"):
-        remove_structure(ss.selected)
+    if ss.selected not in REFERENCE_NAMES:
+        sb.button("Remove this structure", key="remove_selected", on_click=remove_structure, args=(ss.selected,))
     sb.header("Simulation")
     paths = int(sb.number_input("Simulated paths", min_value=1_000, max_value=MAX_PATHS, value=DEFAULT_PATHS,
                                 step=5_000, key="paths", help=f"Up to {MAX_PATHS:,} to keep the app responsive; "
@@ -315,8 +314,8 @@ def main() -> None:
     deals, results, failed = value_all(paths, seed)
     for bad, message in failed.items():
         st.error(f"**{bad}** cannot be valued as it stands (the other structures are shown):\n\n{message}")
-        if bad not in REFERENCE_NAMES and st.button(f"Remove {bad}", key=f"remove_failed::{bad}"):
-            remove_structure(bad)
+        if bad not in REFERENCE_NAMES:
+            st.button(f"Remove {bad}", key=f"remove_failed::{bad}", on_click=remove_structure, args=(bad,))
     if name not in results:
         if not results:
             return

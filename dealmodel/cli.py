@@ -56,6 +56,10 @@ def _seed(text: str) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
+    for name in args.files:
+        if Path(name).is_dir() and not expand_files([name]):
+            bad += 1
+            print(f"{name}: no deal files (.yaml, .yml or .json) in this directory", file=sys.stderr)
     for path in expand_files(args.files):
         try:
             deal = load_deal(path)

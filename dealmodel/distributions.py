@@ -31,7 +31,7 @@ _LARGEST = 1_000_000.0
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     @model_validator(mode="after")
     def _bounded(self):
@@ -223,7 +223,7 @@ class Beta(_Dist):
     mean_: float = Field(alias="mean")
     sd: float
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False, strict=True)
 
     @model_validator(mode="after")
     def _feasible(self) -> Beta:

@@ -214,12 +214,12 @@ class _StrictLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, line)
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line + 1)
             except TypeError:
                 raise _Refused("a mapping key must be text or a number", key_node.start_mark) from None
-            if first != line:
+            if first is not None:
                 raise _Refused(f"duplicate key {_describe(key)} (first at line {first}); each field may appear once",
                                key_node.start_mark)
         return super().construct_mapping(node, deep)

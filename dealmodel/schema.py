@@ -32,7 +32,9 @@ Fraction = Annotated[Quantity, AfterValidator(in_range(0.0, 1.0))]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=limits.MAX_TEXT)
+    # strict: true/false is not a number and "12" is not 12; whole numbers are still numbers
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=limits.MAX_TEXT,
+                              strict=True)
 
 
 class _Problems:

@@ -189,3 +189,38 @@ def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch
     moved = dm.simulate(dm.set_value(deal, "parties.sponsor.discount_rate", 0.10), paths=20_000, seed=0)
     assert _metric(at, "Sponsor expected NPV") == pytest.approx(moved.summary().loc["sponsor", "expected_npv"],
                                                                 abs=0.051)
+
+
+@pytest.mark.parametrize(("label", "old", "new", "field"), [
+    ("lognormal p90 .inf", "p90: 2000}", "p90: .inf}", "candidates[0].commercial.peak_sales.p90"),
+    ("beta sd 1e-200", "phase2: {success_probability: 0.246,",
+     "phase2: {success_probability: {dist: beta, mean: 0.246, sd: 1.0e-200},", "success_probability"),
+    ("upfront .inf", "  - kind: milestone\n", "  - kind: upfront\n    amount: .inf\n  - kind: milestone\n",
+     "terms[1].amount"),
+])
+def test_uploads_that_once_broke_a_session_are_refused_and_the_app_keeps_working(monkeypatch, label, old, new, field):
+    text = (SAMPLES / "single_candidate.yaml").read_text()
+    assert old in text
+    at = _app(monkeypatch)
+    selected = at.selectbox(key="selected").value
+    at.file_uploader(key="upload").set_value(("bad.yaml", text.replace(old, new, 1).encode(), "text/yaml")).run()
+    assert not at.exception
+    (error,) = at.error
+    assert field in error.value, error.value
+    assert at.selectbox(key="selected").value == selected
+    # the next rerun works: a slider move re-renders without an exception
+    before = _metric(at, "Sponsor expected NPV")
+    at.slider(key="peak_scale").set_value(1.5).run()
+    assert not at.exception
+    assert _metric(at, "Sponsor expected NPV") > before
+
+
+def test_an_uploaded_structure_can_be_removed(monkeypatch):
+    at = _app(monkeypatch)
+    data = (SAMPLES / "single_candidate.yaml").read_bytes()
+    at.file_uploader(key="upload").set_value(("mine.yaml", data, "application/x-yaml")).run()
+    assert "Single candidate — phase 2 antibody" in at.selectbox(key="selected").options
+    at.button(key="remove_selected").click().run()
+    assert not at.exception
+    assert "Single candidate — phase 2 antibody" not in at.selectbox(key="selected").options
+    assert at.selectbox(key="selected").value == "Reference program — hybrid"
