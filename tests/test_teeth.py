@@ -148,3 +148,21 @@ def test_per_year_means_match_the_closed_form():
     np.testing.assert_allclose(partner["mean"], [0.0] + [10 * p_hat] * 5, rtol=1e-12, atol=1e-12)
     assert list(partner["year"]) == [2026, 2027, 2028, 2029, 2030, 2031]
     assert abs(p_hat - 0.5) < 0.02
+
+
+def test_risk_and_value_share_are_undefined_where_they_mean_nothing():
+    # A program whose NPV is the same on every path up to rounding (spread 3e-15 on values near 1): no risk to share
+    rng = np.random.default_rng(1)
+    program = 1.0 + 3e-15 * rng.standard_normal(1_000)
+    npv = {"sponsor": program * 0.5, "partner": program * 0.5, "program": program}
+    assert math.isnan(metrics.risk_share(npv["sponsor"], program))
+    table = metrics.summarize(npv)
+    assert math.isnan(table.loc["sponsor", "risk_share"])
+    assert any("risk_share is undefined" in n for n in metrics.notes(npv))
+    # parties whose expected NPVs cancel: no value to share
+    npv = {"sponsor": np.full(10, 100.0), "partner": np.full(10, -100.0), "program": np.linspace(-1, 1, 10)}
+    assert math.isnan(metrics.summarize(npv).loc["partner", "value_share"])
+    assert any("value_share is undefined" in n for n in metrics.notes(npv))
+    # and a clear case stays defined: shares of 3/4 and 1/4
+    npv = {"sponsor": np.full(4, 30.0), "partner": np.full(4, 10.0), "program": np.array([1.0, 2, 3, 4])}
+    assert metrics.summarize(npv).loc["sponsor", "value_share"] == pytest.approx(0.75)
