@@ -177,8 +177,11 @@ def simulate(
     if threads is None:
         threads = int(os.environ.get("DEALMODEL_THREADS", "0")) or min(4, os.cpu_count() or 1)
     workers = threads
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(starts)))) as pool:
-        for first, counts in zip(starts, pool.map(job, starts), strict=True):
+    workers = max(1, min(workers, len(starts)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # one worker: chunks run on the calling thread (what profilers and mutation testing see)
+        done = map(job, starts) if workers == 1 else pool.map(job, starts)
+        for first, counts in zip(starts, done, strict=True):
             for c, (reached, n_approved, launch_total) in enumerate(counts):
                 reached_sum[c] += reached
                 approved[c] += n_approved
