@@ -25,7 +25,7 @@ from dealmodel.schema import PHASES
 
 ROOT = Path(__file__).resolve().parent
 REFERENCE_FILES = [ROOT / "sample_deals" / f"reference_{k}.yaml"
-                   for k in ("fee_for_service", "milestone", "revenue_share", "hybrid")]
+                   for k in ("fee_for_service", "milestone", "revenue_share", "hybrid", "cdmo_risk_share")]
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_PATHS = 100_000
 DEFAULT_PATHS = 20_000
@@ -95,7 +95,7 @@ def init_state() -> None:
     ss.seen_uploads = set()
     ss.upload_error = None
     names = list(ss.structures)
-    ss.selected = names[-1]
+    ss.selected = names[3]  # the hybrid, unless a file is named on the command line
     if len(sys.argv) > 1:
         arg = Path(sys.argv[1]).resolve()
         match = [n for n, p in zip(names, REFERENCE_FILES, strict=True) if p == arg]
@@ -214,7 +214,7 @@ def remove_structure(name: str) -> None:
     ss.edits.pop(name, None)
     for key in [k for k in ss if isinstance(k, str) and k.startswith(f"term::{name}::")]:
         del ss[key]
-    ss.selected = REFERENCE_NAMES[-1]  # a button callback: runs before the widgets are drawn again
+    ss.selected = REFERENCE_NAMES[3]  # the hybrid; a button callback runs before the widgets are drawn again
 
 
 def edited(name: str) -> dm.Deal:
@@ -276,7 +276,8 @@ def term_sliders(name: str) -> None:
                                       format="%.1f%%", key=key)
                     value = shown / 100.0
                 else:
-                    value = st.slider(p.label, p.low, p.high, current, p.step, format="%.0f", key=key)
+                    value = st.slider(p.label, p.low, p.high, current, p.step,
+                                      format="%.0f" if p.step >= 1 else "%.2f", key=key)
             if abs(value - p.value) > 1e-12:
                 ss.edits[name][p.path] = value
             else:

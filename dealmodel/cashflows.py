@@ -30,6 +30,9 @@ import numpy as np
 
 from dealmodel.timing import Discount
 
+_YEARS = 101.0
+"""Past every horizon (at most 100 years): where a price index stops being applied."""
+
 
 class Ledger:
     """Cash flows of one kind on the ``n`` paths of a chunk."""
@@ -47,57 +50,65 @@ class Ledger:
             rows = rows[:, None]
         return np.broadcast_to(rows, shape)
 
-    def lump(self, when, amount, rows: np.ndarray | None = None) -> None:
+    def lump(self, when, amount, rows: np.ndarray | None = None, index: float = 0.0) -> None:
         """``amount`` paid at time ``when`` on each of ``rows`` (default every path; inf = never).
 
         ``when`` is ``(m,)``, or ``(m, K)`` for K payments per path; ``amount`` broadcasts to it.
+        ``index``: a yearly price index; the amount is x (1 + index)^i in calendar year i.
         """
         when = np.asarray(when, dtype=float)
         amount = np.broadcast_to(np.asarray(amount, dtype=float), when.shape)
+        if index:
+            amount = amount * (1.0 + index) ** np.floor(np.clip(np.nan_to_num(when, posinf=0.0), 0.0, _YEARS))
         keep = np.isfinite(when) & (amount != 0.0)
         self._lumps.append((self._rows(when.shape, rows)[keep], when[keep], amount[keep]))
         self._flat = None
 
-    def span(self, start, end, rate, rows: np.ndarray | None = None) -> None:
-        """A constant ``rate`` (money per year) over ``[start, end)`` on each of ``rows``."""
+    def span(self, start, end, rate, rows: np.ndarray | None = None, index: float = 0.0) -> None:
+        """A constant ``rate`` (money per year) over ``[start, end)`` on each of ``rows``.
+
+        ``index``: a yearly price index; the rate is x (1 + index)^i in calendar year i, so the
+        span is split at each 1 January it crosses.
+        """
         start = np.asarray(start, dtype=float)
         end = np.broadcast_to(np.asarray(end, dtype=float), start.shape)
         rate = np.broadcast_to(np.asarray(rate, dtype=float), start.shape)
+        if index:
+            first = int(np.floor(np.clip(np.min(start, initial=_YEARS), 0.0, _YEARS)))
+            last = int(np.ceil(np.clip(np.max(end, initial=0.0), 0.0, _YEARS)))
+            for year in range(first, last):
+                self.span(np.clip(start, year, year + 1), np.clip(end, year, year + 1),
+                          rate * (1.0 + index) ** year, rows)
+            return
         keep = (end > start) & (rate != 0.0) & np.isfinite(start)
         self._spans.append((self._rows(start.shape, rows)[keep], start[keep], np.minimum(end[keep], 1e300),
                             rate[keep]))
         self._flat = None
 
-    def chain(self, bounds: np.ndarray, rates: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def chain(self, bounds: np.ndarray, rates: np.ndarray, rows: np.ndarray | None = None,
+              index: float = 0.0) -> None:
         """Consecutive spans: ``rates[:, k]`` a year over ``[bounds[:, k], bounds[:, k + 1])``.
 
         ``bounds`` is ``(m, K + 1)`` and non-decreasing along each row; pass the same array
         object for chains on the same boundaries so their discount integrals are shared.
         """
+        if index:
+            self.span(bounds[:, :-1], bounds[:, 1:], rates, rows, index)
+            return
         self._chains.append((None if rows is None else np.asarray(rows, dtype=np.int64), bounds, rates))
         self._flat = None
 
-    def spread_chain(self, bounds: np.ndarray, amount: np.ndarray, rows: np.ndarray | None = None) -> None:
+    def spread_chain(self, bounds: np.ndarray, amount: np.ndarray, rows: np.ndarray | None = None,
+                     index: float = 0.0) -> None:
         """Per-interval ``amount`` ``(m, K)`` spread evenly over each of a chain's intervals.
 
-        An empty interval pays its amount at its start, as :meth:`spread` does.
+        An empty interval (a phase that takes no time) pays its amount at its start.
         """
         duration = np.diff(bounds, axis=1)
         instant = duration <= 0.0
-        self.chain(bounds, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows)
+        self.chain(bounds, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows, index)
         if instant.any():
-            self.lump(np.where(instant, bounds[:, :-1], np.inf), amount, rows)
-
-    def spread(self, start, end, amount, rows: np.ndarray | None = None) -> None:
-        """``amount`` spread evenly over ``[start, end)``; paid at ``start`` where the interval is empty."""
-        start = np.asarray(start, dtype=float)
-        end = np.broadcast_to(np.asarray(end, dtype=float), start.shape)
-        amount = np.broadcast_to(np.asarray(amount, dtype=float), start.shape)
-        duration = end - start
-        instant = duration <= 0.0
-        self.span(start, end, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows)
-        if instant.any():
-            self.lump(np.where(instant, start, np.inf), amount, rows)
+            self.lump(np.where(instant, bounds[:, :-1], np.inf), amount, rows, index)
 
     def _arrays(self) -> tuple:
         if self._flat is None:

@@ -214,6 +214,16 @@ def term_parameters(deal: Deal) -> list[Parameter]:
             ("amount", 0.0, None, 1.0, False),
             ("cost_fraction", 0.0, 1.0, 0.05, True),
             ("profit_fraction", 0.0, 1.0, 0.05, True),
+            # CDMO and CRO terms
+            ("fee_per_year", 0.0, None, 0.5, False),
+            ("notice_years", 0.0, 5.0, 0.25, False),
+            ("minimum_commitment", 0.0, None, 1.0, False),
+            ("fraction_of_next_phase", 0.0, 1.0, 0.05, True),
+            ("fraction", 0.0, 1.0, 0.05, True),
+            ("option_fee", 0.0, None, 1.0, False),
+            ("exercise_fee", 0.0, None, 1.0, False),
+            ("royalty_rate", 0.0, 0.3, 0.005, True),
+            ("escalation", 0.0, 0.1, 0.005, True),
         ):
             if field not in type(term).model_fields:
                 continue

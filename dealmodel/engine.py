@@ -85,7 +85,7 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
     paid_sponsor = np.zeros(n)
     for i, term in enumerate(deal.terms):
         led = Ledger(n)
-        add_term(term, deal, program, sales, led)
+        add_term(term, deal, program, sales, led, own=partner_own)
         out["term_pv"][i] = led.pv(disc["partner"], memo["partner"])
         paid_partner += out["term_pv"][i]
         paid_sponsor += led.pv(disc["sponsor"], memo["sponsor"])

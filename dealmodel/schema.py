@@ -245,10 +245,15 @@ MILESTONE_EVENTS = (
     "approval",
     "first_sale",
     "annual_sales",
+    "cumulative_sales",
+    "approval_count",
 )
 MilestoneEvent = Literal[
-    "phase1_start", "phase2_start", "phase3_start", "filing", "approval", "first_sale", "annual_sales"
+    "phase1_start", "phase2_start", "phase3_start", "filing", "approval", "first_sale", "annual_sales",
+    "cumulative_sales", "approval_count",
 ]
+Escalation = Annotated[float, Field(ge=-0.5, le=1.0, description=(
+    "Yearly price index: prices in calendar year i (from the valuation date) are x (1 + escalation)^i."))]
 
 
 class _Term(_Model):
@@ -284,6 +289,7 @@ class ServiceFees(_CandidateTerm):
     at_risk_fraction: float = Field(0.0, ge=0.0, le=1.0)
     success_premium: float = Field(0.0, ge=0.0, le=10.0, description="Uplift on the deferred part when paid.")
     deferred_until: Literal["phase_success", "approval"] = "phase_success"
+    escalation: Escalation = 0.0
 
 
 class Upfront(_Term):
@@ -298,21 +304,32 @@ class Milestone(_CandidateTerm):
 
     Events: ``phase1_start``, ``phase2_start``, ``phase3_start``, ``filing`` (submission, i.e.
     phase 3 success), ``approval``, ``first_sale`` (launch, at approval), ``annual_sales`` (paid
-    at the end of the first royalty year, 12 months from launch, whose net sales reach ``threshold``).
+    at the end of the first royalty year, 12 months from launch, whose net sales reach ``threshold``),
+    ``cumulative_sales`` (paid the moment the candidate's net sales since launch reach
+    ``threshold``), and the program-level ``approval_count`` (paid once, when the ``count``-th of
+    the covered candidates is approved: ``count: 1`` is "first approval of any candidate").
     """
 
     kind: Literal["milestone"]
     event: MilestoneEvent
     amount: float = Field(ge=0.0, le=limits.MAX_MONEY, description="Paid once per candidate that reaches the event.")
     threshold: float | None = Field(None, gt=0.0, le=limits.MAX_MONEY,
-                                    description="Annual net sales, for event annual_sales.")
+                                    description="Net sales, for events annual_sales and cumulative_sales.")
+    count: int | None = Field(None, ge=1, le=limits.MAX_CANDIDATES,
+                              description="For approval_count: paid when this many covered candidates are approved.")
 
     @model_validator(mode="after")
     def _threshold(self) -> Milestone:
-        if self.event == "annual_sales" and self.threshold is None:
-            raise ValueError("threshold: required for event annual_sales")
-        if self.event != "annual_sales" and self.threshold is not None:
-            raise ValueError(f"threshold: only used with event annual_sales (event is {self.event})")
+        sales = ("annual_sales", "cumulative_sales")
+        if self.event in sales and self.threshold is None:
+            raise ValueError(f"threshold: required for event {self.event}")
+        if self.event not in sales and self.threshold is not None:
+            raise ValueError(f"threshold: only used with events annual_sales and cumulative_sales "
+                             f"(event is {self.event})")
+        if self.event == "approval_count" and self.count is None:
+            raise ValueError("count: required for event approval_count (1 = the first approval of any candidate)")
+        if self.event != "approval_count" and self.count is not None:
+            raise ValueError(f"count: only used with event approval_count (event is {self.event})")
         return self
 
 
@@ -367,6 +384,20 @@ class Royalty(_CandidateTerm):
         return self
 
 
+class SupplyTier(_Model):
+    above: float = Field(ge=0.0, le=limits.MAX_MONEY, description="Annual net sales above which this markup applies.")
+    markup: float = Field(gt=-1.0, le=10.0)
+
+
+def _check_ascending(tiers, name: str, problems: _Problems) -> None:
+    if tiers[0].above != 0:
+        problems.add(f"{name}[0].above", f"the first tier must start at 0 (got {tiers[0].above:g})")
+    for i in range(1, len(tiers)):
+        if not tiers[i].above > tiers[i - 1].above:
+            problems.add(f"{name}[{i}].above",
+                         f"tiers must be ascending (got {tiers[i].above:g} after {tiers[i - 1].above:g})")
+
+
 class Supply(_CandidateTerm):
     """Commercial supply: the partner makes the marketed product and sells it at COGS x (1 + markup)."""
 
@@ -377,6 +408,20 @@ class Supply(_CandidateTerm):
         description="partner: the supply price is the nominal cost of goods x (1 + markup) and the partner "
         "bears remade batches; sponsor: the price follows the actual cost, remakes included.",
     )
+    markup_tiers: list[SupplyTier] | None = Field(
+        None, max_length=limits.MAX_TIERS,
+        description="Volume-tiered pricing instead of one markup: each tier's markup applies to the cost of goods "
+        "of the royalty year's sales above its 'above' (first tier at 0, ascending).",
+    )
+    escalation: Escalation = 0.0
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Supply:
+        if self.markup_tiers is not None:
+            problems = _Problems()
+            _check_ascending(self.markup_tiers, "markup_tiers", problems)
+            problems.raise_if_any()
+        return self
 
 
 class CostShare(_CandidateTerm):
@@ -394,10 +439,95 @@ class CostShare(_CandidateTerm):
     profit_fraction: float = Field(ge=0.0, le=1.0)
 
 
+class CapacityReservation(_CandidateTerm):
+    """Reserved manufacturing capacity, paid for whether used or not (take-or-pay).
+
+    The sponsor pays ``fee_per_year`` from ``start_years`` to ``end_years`` for each covered
+    candidate (``scope: candidate``) or once for the program (``scope: program``). When the
+    candidate fails (for the program: when every covered candidate has failed) the reservation is
+    released ``notice_years`` later; if the fees paid by then are below ``minimum_commitment`` the
+    difference is due at release. The partner bears ``partner_cost_per_year`` for the reserved
+    capacity to the end, and after a release resells ``resale_utilisation`` of it at the same fee.
+    """
+
+    kind: Literal["capacity_reservation"]
+    fee_per_year: float = Field(ge=0.0, le=limits.MAX_MONEY)
+    start_years: float = Field(0.0, ge=0.0, le=100.0)
+    end_years: float = Field(gt=0.0, le=100.0)
+    notice_years: float = Field(0.0, ge=0.0, le=100.0)
+    minimum_commitment: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
+    scope: Literal["candidate", "program"] = "candidate"
+    partner_cost_per_year: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
+    resale_utilisation: float = Field(0.0, ge=0.0, le=1.0)
+    escalation: Escalation = 0.0
+
+    @model_validator(mode="after")
+    def _window(self) -> CapacityReservation:
+        problems = _Problems()
+        if not self.end_years > self.start_years:
+            problems.add("end_years", f"must be after start_years ({self.start_years:g}) (got {self.end_years:g})")
+        elif self.minimum_commitment > self.fee_per_year * (self.end_years - self.start_years) + 1e-9:
+            problems.add("minimum_commitment", f"{self.minimum_commitment:g} is more than the whole reservation "
+                         f"costs ({self.fee_per_year * (self.end_years - self.start_years):g})")
+        problems.raise_if_any()
+        return self
+
+
+class CancellationFee(_CandidateTerm):
+    """Paid when a covered candidate fails: ``amount``, plus ``fraction_of_next_phase`` of the fees at
+    list price (nominal partner cost x (1 + markup)) of the phase it will now never run."""
+
+    kind: Literal["cancellation_fee"]
+    amount: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
+    fraction_of_next_phase: float = Field(0.0, ge=0.0, le=1.0)
+    markup: float = Field(0.0, gt=-1.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _something(self) -> CancellationFee:
+        if self.amount == 0 and self.fraction_of_next_phase == 0:
+            raise ValueError("fraction_of_next_phase: give it or an amount above 0 (the fee would be 0)")
+        return self
+
+
+class SuccessRebate(_CandidateTerm):
+    """On a covered candidate's approval, the payer rebates ``fraction`` of the service fees paid for it
+    (at list price, deferred parts and premiums included). By default the partner pays the sponsor."""
+
+    kind: Literal["success_rebate"]
+    payer: Party = "partner"
+    payee: Party = "sponsor"
+    fraction: float = Field(gt=0.0, le=1.0)
+
+
+class Option(_CandidateTerm):
+    """An option to convert a fee-for-service candidate into a revenue-share one.
+
+    The holder (the payer, by default the partner) pays ``option_fee`` at signing. When a covered
+    candidate reaches ``exercise_at`` the option is exercised — a decision that uses only what is
+    known then on the path — and the holder pays ``exercise_fee``; from that phase on, the service
+    fees for the candidate are billed ``markup_given_up`` markup points lower (on the nominal cost),
+    and the holder receives ``royalty_rate`` of the candidate's net sales for ``royalty_years``
+    after launch (none = for ever).
+    """
+
+    kind: Literal["option"]
+    payer: Party = "partner"
+    payee: Party = "sponsor"
+    exercise_at: Literal["phase2_start", "phase3_start", "filing", "approval"]
+    option_fee: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
+    exercise_fee: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
+    markup_given_up: float = Field(0.0, ge=0.0, le=10.0)
+    royalty_rate: float = Field(ge=0.0, le=1.0)
+    royalty_years: float | None = Field(None, gt=0.0, le=100.0)
+
+
 Term = Annotated[
-    ServiceFees | Upfront | Milestone | Royalty | Supply | CostShare, Field(discriminator="kind")
+    ServiceFees | Upfront | Milestone | Royalty | Supply | CostShare | CapacityReservation | CancellationFee
+    | SuccessRebate | Option,
+    Field(discriminator="kind"),
 ]
-TERM_KINDS = ("service_fees", "upfront", "milestone", "royalty", "supply", "cost_share")
+TERM_KINDS = ("service_fees", "upfront", "milestone", "royalty", "supply", "cost_share", "capacity_reservation",
+              "cancellation_fee", "success_rebate", "option")
 
 
 # --------------------------------------------------------------------------- the deal

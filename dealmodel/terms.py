@@ -17,11 +17,15 @@ import numpy as np
 from dealmodel.cashflows import Ledger
 from dealmodel.program import CandidatePaths, ProgramPaths, Sales
 from dealmodel.schema import (
+    CancellationFee,
+    CapacityReservation,
     CostShare,
     Deal,
     Milestone,
+    Option,
     Royalty,
     ServiceFees,
+    SuccessRebate,
     Supply,
     Upfront,
 )
@@ -41,17 +45,21 @@ def billed_cost(term: ServiceFees, cp: CandidatePaths) -> np.ndarray:
 
 
 def service_fees(term: ServiceFees, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
-    """Cost x (1 + markup) spread over each phase reached; the at-risk part paid on success."""
+    """Cost x (1 + markup) spread over each phase reached; the at-risk part paid on success.
+
+    With an ``escalation`` index, fees in calendar year i are x (1 + escalation)^i, deferred
+    parts at the index of the year they are paid.
+    """
     s = _sign(term)
     list_price = billed_cost(term, cp) * (1.0 + term.markup) * cp.reached
-    led.spread_chain(cp.bounds, s * list_price * (1.0 - term.at_risk_fraction))
+    led.spread_chain(cp.bounds, s * list_price * (1.0 - term.at_risk_fraction), index=term.escalation)
     if term.at_risk_fraction == 0.0:
         return
     deferred = s * list_price * term.at_risk_fraction * (1.0 + term.success_premium)
     if term.deferred_until == "phase_success":
-        led.lump(np.where(cp.succeeded, cp.end, np.inf), deferred)
+        led.lump(np.where(cp.succeeded, cp.end, np.inf), deferred, index=term.escalation)
     else:
-        led.lump(cp.launch, deferred.sum(axis=1))
+        led.lump(cp.launch, deferred.sum(axis=1), index=term.escalation)
 
 
 def _event_time(term: Milestone, cp: CandidatePaths) -> np.ndarray | None:
@@ -64,26 +72,137 @@ def _event_time(term: Milestone, cp: CandidatePaths) -> np.ndarray | None:
     return np.where(cp.reached[:, k], cp.start[:, k], np.inf)
 
 
+def milestone_time(term: Milestone, cp: CandidatePaths, sales: Sales, n: int) -> np.ndarray | None:
+    """When a candidate-level milestone is paid on each of ``n`` paths (inf: never), or None if it cannot be."""
+    if term.event in ("annual_sales", "cumulative_sales"):
+        when = np.full(n, np.inf)
+        if sales.rows.size == 0:
+            return when
+        if term.event == "annual_sales":  # at the end of the first royalty year at the threshold
+            hit = sales.rate >= term.threshold
+            year = np.argmax(hit, axis=1)
+            at = sales.launch + year + 1.0
+        else:  # the moment cumulative sales since launch reach it, inside a launch year
+            total = np.cumsum(sales.rate, axis=1)
+            hit = total >= term.threshold
+            year = np.argmax(hit, axis=1)
+            rate = np.take_along_axis(sales.rate, year[:, None], axis=1)[:, 0]
+            before = np.take_along_axis(total, year[:, None], axis=1)[:, 0] - rate
+            at = sales.launch + year + (term.threshold - before) / np.where(rate > 0, rate, 1.0)
+        when[sales.rows] = np.where(hit.any(axis=1), at, np.inf)
+        return when
+    return _event_time(term, cp)
+
+
 def milestone(term: Milestone, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
-    """A lump when the event happens; a sales milestone at the end of the first royalty year at threshold."""
-    s = _sign(term)
-    if term.event == "annual_sales":
-        hit = sales.rate >= term.threshold
-        reached = hit.any(axis=1)
-        year = np.argmax(hit, axis=1)
-        led.lump(sales.launch[reached] + year[reached] + 1.0, s * term.amount, sales.rows[reached])
-        return
-    when = _event_time(term, cp)
+    """A lump when the event happens (see :func:`milestone_time`)."""
+    when = milestone_time(term, cp, sales, cp.approved.size)
     if when is not None:
-        led.lump(when, s * term.amount)
+        led.lump(when, _sign(term) * term.amount)
+
+
+def approval_count_time(term: Milestone, program: ProgramPaths, covered: list[int]) -> np.ndarray:
+    """When the ``count``-th covered candidate is approved on each path (inf: never)."""
+    launches = np.sort(np.stack([program.candidates[c].launch for c in covered], axis=1), axis=1)
+    if term.count > launches.shape[1]:
+        return np.full(program.n, np.inf)
+    return launches[:, term.count - 1]
+
+
+def failure_time(cp: CandidatePaths) -> np.ndarray:
+    """When the candidate's development fails: the end of the phase that fails (inf if approved)."""
+    failed = cp.reached & ~cp.succeeded  # at most one phase per path
+    return np.where(failed, cp.end, np.inf).min(axis=1)
+
+
+def cancellation_fee(term: CancellationFee, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
+    """On failure: the fixed amount plus a fraction of the next phase's fees at list price."""
+    failed = cp.reached & ~cp.succeeded
+    nominal = cp.partner_cost / cp.remake[:, None]
+    next_fees = np.zeros_like(nominal)
+    next_fees[:, :-1] = nominal[:, 1:] * (1.0 + term.markup)  # the phase after the failed one
+    amount = term.amount + term.fraction_of_next_phase * np.where(failed, next_fees, 0.0).sum(axis=1)
+    led.lump(failure_time(cp), _sign(term) * amount)
+
+
+def success_rebate(term: SuccessRebate, deal: Deal, program: ProgramPaths, c: int, led: Ledger) -> None:
+    """On approval, a fraction of the service fees paid for the candidate (as booked, undiscounted)."""
+    cp = program.candidates[c]
+    fees = Ledger(program.n)
+    for other in deal.terms:
+        if isinstance(other, ServiceFees) and other.payee == "partner" and c in deal.covered(other):
+            service_fees(other, cp, None, fees)
+    paid = fees.total(100)  # every fee for it is paid by its approval, well inside any horizon
+    led.lump(cp.launch, _sign(term) * term.fraction * paid)
+
+
+def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: Ledger, own: Ledger) -> None:
+    """Reservation fees until release (notice after failure), a take-or-pay true-up, the partner's capacity.
+
+    ``failed_at`` is when the reserved-for development fails on each path (inf: never).
+    """
+    s = _sign(term)
+    start, end = term.start_years, term.end_years
+    release = np.clip(failed_at + term.notice_years, start, end)
+    led.span(np.full(release.shape, start), release, s * term.fee_per_year, index=term.escalation)
+    if term.minimum_commitment > 0:
+        paid = Ledger(release.size)
+        paid.span(np.full(release.shape, start), release, term.fee_per_year, index=term.escalation)
+        shortfall = np.maximum(term.minimum_commitment - paid.total(100), 0.0)
+        led.lump(np.where(release < end, release, np.inf), s * shortfall)
+    if term.partner_cost_per_year:
+        own.span(np.full(release.shape, start), np.full(release.shape, end), -term.partner_cost_per_year)
+    if term.resale_utilisation:
+        own.span(release, np.full(release.shape, end), term.resale_utilisation * term.fee_per_year,
+                 index=term.escalation)
+
+
+_EXERCISE_PHASE = {"phase2_start": "phase2", "phase3_start": "phase3", "filing": "filing"}
+
+
+def exercise_time(term: Option, cp: CandidatePaths) -> np.ndarray:
+    """When the option on a candidate is exercised: when it reaches ``exercise_at`` (inf: never).
+
+    Reaching a phase depends only on the phases before it, so the decision never uses a draw
+    revealed later on the path.
+    """
+    if term.exercise_at == "approval":
+        return cp.launch
+    k = cp.phase_index(_EXERCISE_PHASE[term.exercise_at])
+    if k is None:
+        return np.full(cp.approved.size, np.inf)
+    return np.where(cp.reached[:, k], cp.start[:, k], np.inf)
+
+
+def option(term: Option, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
+    """Exercise fee, lower fees from the exercise phase on, and a royalty to the holder after exercise."""
+    s = _sign(term)  # the holder pays the fees; it receives the royalty and the fee cut goes against it
+    when = exercise_time(term, cp)
+    led.lump(when, s * term.exercise_fee)
+    if term.markup_given_up and term.exercise_at != "approval":
+        k = cp.phase_index(_EXERCISE_PHASE[term.exercise_at])
+        nominal = cp.partner_cost / cp.remake[:, None] * cp.reached
+        cut = np.where(np.arange(nominal.shape[1])[None, :] >= k, nominal, 0.0) * term.markup_given_up
+        led.spread_chain(cp.bounds, s * cut)
+    if sales.rows.size and term.royalty_rate:
+        stop = sales.launch + (term.royalty_years if term.royalty_years is not None else np.inf)
+        exercised = np.isfinite(when[sales.rows])  # approval implies having reached the exercise point
+        led.chain(np.minimum(sales.bounds, stop[:, None]), -s * term.royalty_rate * sales.rate * exercised[:, None],
+                  sales.rows)
+
+
+def supply_cogs(term: Supply, cp: CandidatePaths, sales: Sales) -> np.ndarray:
+    """The cost of goods per unit of sales the supply price is set on, per launched path."""
+    cogs = cp.cogs_fraction[sales.rows]
+    return cogs / cp.remake[sales.rows] if term.failed_batches_paid_by == "partner" else cogs
 
 
 def supply(term: Supply, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
-    """The partner sells the marketed product at cost of goods x (1 + markup)."""
-    cogs = cp.cogs_fraction[sales.rows]
-    if term.failed_batches_paid_by == "partner":
-        cogs = cogs / cp.remake[sales.rows]
-    sales.add_to(led, _sign(term) * cogs * (1.0 + term.markup))
+    """The partner sells the marketed product at cost of goods x (1 + markup) (flat markup)."""
+    if sales.rows.size == 0:
+        return
+    price = _sign(term) * supply_cogs(term, cp, sales) * (1.0 + term.markup)
+    led.chain(sales.bounds, sales.rate * price[:, None], sales.rows, index=term.escalation)
 
 
 def cost_share(term: CostShare, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
@@ -132,18 +251,23 @@ def _widened(sales: list[Sales]) -> list[np.ndarray]:
     return [np.pad(s.rate, ((0, 0), (0, K - s.rate.shape[1]))) for s in sales]
 
 
+def _streams_per_product(sales: list[Sales], term: Royalty | None) -> _Streams:
+    """One stream per launched (candidate, path); no term end where ``term`` is None."""
+    launch = np.concatenate([s.launch for s in sales])[:, None]
+    excl = np.concatenate([s.exclusivity for s in sales])[:, None]
+    return _Streams(
+        rows=np.concatenate([s.rows for s in sales]),
+        launch=launch,
+        rate=np.concatenate(_widened(sales))[:, None, :],
+        loe=launch + excl,
+        term_end=np.full(launch.shape, np.inf) if term is None else _term_end(term, launch, excl),
+    )
+
+
 def _streams(term: Royalty, sales: list[Sales]) -> _Streams:
-    rates = _widened(sales)
     if term.tier_basis == "product":
-        launch = np.concatenate([s.launch for s in sales])[:, None]
-        excl = np.concatenate([s.exclusivity for s in sales])[:, None]
-        return _Streams(
-            rows=np.concatenate([s.rows for s in sales]),
-            launch=launch,
-            rate=np.concatenate(rates)[:, None, :],
-            loe=launch + excl,
-            term_end=_term_end(term, launch, excl),
-        )
+        return _streams_per_product(sales, term)
+    rates = _widened(sales)
     rows = np.unique(np.concatenate([s.rows for s in sales]))
     M, P, K = rows.size, len(sales), rates[0].shape[1]
     launch = np.full((M, P), np.inf)
@@ -175,10 +299,21 @@ def royalty(term: Royalty, streams: _Streams, horizon: int, led: Ledger) -> None
     constant-rate span: ``rate_j x (sales before LOE) + stepped_j x (sales after LOE)``. A cap
     truncates the piece during which cumulative royalty reaches it.
     """
+    bounds, rates, stepped = royalty_rates(term)
+    tiered_spans(streams, bounds, rates, stepped, horizon, led, _sign(term), cap=term.cap)
+
+
+def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepped: np.ndarray, horizon: int,
+                 led: Ledger, sign: float, cap: float | None = None, scale: np.ndarray | None = None,
+                 escalation: float = 0.0) -> None:
+    """Marginal tiers on each royalty year's counted sales, booked as spans (see :func:`royalty`).
+
+    ``rates`` apply before loss of exclusivity, ``stepped`` after; ``scale`` multiplies each
+    stream's amounts (a per-path price basis); ``escalation`` indexes them by calendar year.
+    """
     if streams.rows.size == 0:
         return
-    s = _sign(term)
-    bounds, rates, stepped = royalty_rates(term)
+    s = sign
     L, loe, end = streams.launch, streams.loe, streams.term_end
     M, P, K = streams.rate.shape
     anchor = L.min(axis=1)
@@ -218,38 +353,78 @@ def royalty(term: Royalty, streams: _Streams, horizon: int, led: Ledger) -> None
                 b = np.clip(x1, bounds[j], bounds[j + 1])
                 start = t0 + (a - counted) / safe
                 stop = t0 + (b - counted) / safe
-                if term.cap is not None:
-                    room = np.maximum(term.cap - paid, 0.0)
+                if scale is not None:
+                    r = r * scale
+                if cap is not None:
+                    room = np.maximum(cap - paid, 0.0)
                     amount = r * (stop - start)
                     over = moving & (amount > room)
                     stop = np.where(over, start + room / np.where(r > 0, r, 1.0), stop)
                     paid += np.where(moving, np.minimum(amount, room), 0.0)
-                led.span(np.where(moving, start, np.inf), stop, s * r, streams.rows)
+                led.span(np.where(moving, start, np.inf), stop, s * r, streams.rows, index=escalation)
             counted = x1
 
 
 # --------------------------------------------------------------------------- dispatch
+
+def tiered_supply(term: Supply, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger) -> None:
+    """Volume-tiered supply: each tier's markup on the cost of goods of its slice of the royalty year's sales."""
+    covered = deal.covered(term)
+    streams = _streams_per_product([sales[c] for c in covered], None)
+    scale = np.concatenate([supply_cogs(term, program.candidates[c], sales[c]) for c in covered])
+    bounds = np.array([t.above for t in term.markup_tiers] + [np.inf])
+    prices = np.array([1.0 + t.markup for t in term.markup_tiers])
+    tiered_spans(streams, bounds, prices, prices, deal.horizon_years, led, _sign(term), scale=scale,
+                 escalation=term.escalation)
+
 
 _MECHANICS = {
     ServiceFees: service_fees,
     Milestone: milestone,
     Supply: supply,
     CostShare: cost_share,
+    CancellationFee: cancellation_fee,
+    Option: option,
 }
 
 
-def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger) -> None:
-    """Book one term's net payments to the partner into ``led``."""
+def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger,
+             own: Ledger | None = None) -> None:
+    """Book one term's net payments to the partner into ``led``.
+
+    ``own`` receives what the term changes in the partner's own flows with third parties (a
+    capacity reservation's cost and resale income); no other kind has any.
+    """
+    n = program.n
     if isinstance(term, Upfront):
-        led.lump(np.zeros(program.n), _sign(term) * term.amount)
+        led.lump(np.zeros(n), _sign(term) * term.amount)
         return
     covered = deal.covered(term)
     if isinstance(term, Royalty):
         royalty(term, _streams(term, [sales[c] for c in covered]), deal.horizon_years, led)
-        return
-    mechanics = _MECHANICS[type(term)]
-    for c in covered:
-        mechanics(term, program.candidates[c], sales[c], led)
+    elif isinstance(term, Supply) and term.markup_tiers is not None:
+        tiered_supply(term, deal, program, sales, led)
+    elif isinstance(term, Milestone) and term.event == "approval_count":
+        led.lump(approval_count_time(term, program, covered), _sign(term) * term.amount)
+    elif isinstance(term, SuccessRebate):
+        for c in covered:
+            success_rebate(term, deal, program, c, led)
+    elif isinstance(term, CapacityReservation):
+        own = own if own is not None else Ledger(n)
+        failed = [failure_time(program.candidates[c]) for c in covered]
+        if term.scope == "program":  # released when every covered candidate has failed
+            failed = [np.max(np.stack(failed), axis=0)]
+        for failed_at in failed:
+            capacity_reservation(term, failed_at, led, own)
+    elif isinstance(term, Option):
+        led.lump(np.zeros(n), _sign(term) * term.option_fee)
+        for c in covered:
+            option(term, program.candidates[c], sales[c], led)
+    else:
+        mechanics = _MECHANICS[type(term)]
+        for c in covered:
+            mechanics(term, program.candidates[c], sales[c], led)
+
 
 
 # --------------------------------------------------------------------------- headline figures
@@ -287,10 +462,12 @@ def fee_list_price(term: ServiceFees, deal: Deal) -> float:
 
 
 def _milestone_count(term: Milestone, deal: Deal) -> int:
+    if term.event == "approval_count":  # once for the program, if there are that many candidates
+        return int(term.count <= len(deal.covered(term)))
     count = 0
     for c in deal.covered(term):
         phases = [p for p, _ in deal.candidates[c].remaining_phases()]
-        if term.event in ("approval", "first_sale", "annual_sales"):
+        if term.event in ("approval", "first_sale", "annual_sales", "cumulative_sales"):
             count += 1
         else:
             phase = "filing" if term.event == "filing" else term.event.removesuffix("_start")
@@ -302,7 +479,10 @@ def headline_parts(term, deal: Deal) -> tuple[float, float]:
     """A term's (biobucks, total contract value) contribution; 0 for sales-linked terms.
 
     Royalties, supply revenue and profit shares depend on sales and count in neither; payments
-    from the partner count in neither.
+    from the partner count in neither. A capacity reservation counts in the contract value at its
+    fee over the whole reservation (per candidate, or once for the program), before escalation;
+    cancellation fees (paid only when candidates fail), success rebates and options count in
+    neither.
     """
     if term.payee != "partner":
         return 0.0, 0.0
@@ -313,6 +493,9 @@ def headline_parts(term, deal: Deal) -> tuple[float, float]:
         return value, value
     if isinstance(term, ServiceFees):
         return 0.0, fee_list_price(term, deal) * (1.0 + term.at_risk_fraction * term.success_premium)
+    if isinstance(term, CapacityReservation):
+        units = len(deal.covered(term)) if term.scope == "candidate" else 1
+        return 0.0, term.fee_per_year * (term.end_years - term.start_years) * units
     return 0.0, 0.0
 
 

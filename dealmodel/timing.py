@@ -68,13 +68,3 @@ class Discount:
             return -np.expm1(-self.log_growth * t) / self.log_growth
         year = np.minimum(np.floor(t), self.horizon).astype(np.int64)
         return self.cumulative[year] + (t - year) * self.year_factor[year]
-
-    def year_factors(self) -> np.ndarray:
-        """The factor at which each calendar year's total is valued: the annual table's discounting.
-
-        For ``exact`` there is no such factor (a year's flows are valued where they fall); the
-        table then uses the year's middle, ``v^(i + 0.5)``, as a reporting approximation.
-        """
-        if self.timing == "exact":
-            return (1.0 + self.rate) ** -(np.arange(self.horizon, dtype=float) + 0.5)
-        return self.year_factor[: self.horizon].copy()

@@ -58,7 +58,7 @@ def distribution_frame(comparison: Comparison, party: str, bins: int = 60) -> pd
     return hist.melt(id_vars=["npv_low", "npv_high", "npv_mid"], var_name="variant", value_name="share")
 
 
-def exceedance_frame(comparison: Comparison, party: str, points: int = 120) -> pd.DataFrame:
+def exceedance_frame(comparison: Comparison, party: str, points: int = 80) -> pd.DataFrame:
     """Long table variant / npv / prob_above: P(NPV > x) on a common grid."""
     values = {name: r.npv[party] for name, r in comparison.results.items()}
     lo = min(float(np.quantile(v, 0.005)) for v in values.values())

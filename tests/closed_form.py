@@ -96,15 +96,33 @@ class Cand:
         return sum(d.spread(q * factor, a, b) for a, b, q in self.sales_pieces())
 
 
-def phase_pv(c: Cand, amounts: list[float], d: Disc) -> float:
+def spread_esc(d: Disc, rate: float, a: float, b: float, e: float = 0.0) -> float:
+    """PV of ``rate`` a year over [a, b) under a yearly price index e (x (1 + e)^i in calendar year i)."""
+    if e == 0.0:
+        return d.spread(rate, a, b)
+    return sum(d.spread(rate * (1 + e) ** i, max(a, i), min(b, i + 1)) for i in range(101))
+
+
+def lump_esc(d: Disc, amount: float, t: float, e: float = 0.0) -> float:
+    return amount * (1 + e) ** math.floor(max(t, 0.0)) * d.lump(t) if math.isfinite(t) else 0.0
+
+
+def phase_pv(c: Cand, amounts: list[float], d: Disc, e: float = 0.0, reach: list[float] | None = None) -> float:
     """Expected PV of per-phase amounts spread over each phase, paid if the phase is reached."""
+    reach = c.reach if reach is None else reach
     total = 0.0
     for k, amount in enumerate(amounts):
         if c.dur[k] == 0:
-            total += c.reach[k] * amount * d.lump(c.start[k])
+            total += reach[k] * lump_esc(d, amount, c.start[k], e)
         else:
-            total += c.reach[k] * d.spread(amount / c.dur[k], c.start[k], c.end[k])
+            total += reach[k] * spread_esc(d, amount / c.dur[k], c.start[k], c.end[k], e)
     return total
+
+
+def failure_times(c: Cand) -> list[tuple[float, float]]:
+    """(probability, time) of each way the candidate's development ends: failing a phase, or approval (inf)."""
+    out = [(c.reach[k] * (1 - c.prob[k]), c.end[k]) for k in range(len(c.phases))]
+    return [*out, (c.p_approval, math.inf)]
 
 
 # --------------------------------------------------------------------------- royalty, by royalty year
@@ -199,16 +217,47 @@ def term_pv(term: dict, c: Cand, d: Disc) -> float:
     sign = 1.0 if term.get("payee", "sponsor" if kind == "cost_share" else "partner") == "partner" else -1.0
     if kind == "service_fees":
         m, a, prem = term["markup"], term.get("at_risk_fraction", 0.0), term.get("success_premium", 0.0)
+        e = term.get("escalation", 0.0)
         billed = c.pcost if term.get("failed_batches_paid_by", "partner") == "sponsor" else c.nominal_pcost
-        now = phase_pv(c, [x * (1 + m) * (1 - a) for x in billed], d)
+        now = phase_pv(c, [x * (1 + m) * (1 - a) for x in billed], d, e)
         deferred = [x * (1 + m) * a * (1 + prem) for x in billed]
         if term.get("deferred_until", "phase_success") == "phase_success":
-            later = sum(c.succeed[k] * deferred[k] * d.lump(c.end[k]) for k in range(len(deferred)))
+            later = sum(c.succeed[k] * lump_esc(d, deferred[k], c.end[k], e) for k in range(len(deferred)))
         else:
-            later = c.p_approval * sum(deferred) * d.lump(c.launch)
+            later = c.p_approval * lump_esc(d, sum(deferred), c.launch, e)
         return sign * (now + later)
+    if kind == "cancellation_fee":
+        total = 0.0
+        for k in range(len(c.phases)):
+            nxt = c.nominal_pcost[k + 1] * (1 + term.get("markup", 0.0)) if k + 1 < len(c.phases) else 0.0
+            amount = term.get("amount", 0.0) + term.get("fraction_of_next_phase", 0.0) * nxt
+            total += c.reach[k] * (1 - c.prob[k]) * amount * d.lump(c.end[k])
+        return sign * total
+    if kind == "option":
+        sign = 1.0 if term.get("payer", "partner") == "sponsor" else -1.0  # to the partner, for the fees
+        phase = {"phase2_start": "phase2", "phase3_start": "phase3", "filing": "filing"}.get(term["exercise_at"])
+        if phase is None:
+            p_ex, t_ex, k = c.p_approval, c.launch, None
+        else:
+            k = c.phases.index(phase)
+            p_ex, t_ex = c.reach[k], c.start[k]
+        total = sign * p_ex * term.get("exercise_fee", 0.0) * d.lump(t_ex)
+        if k is not None:
+            cut = [x * term.get("markup_given_up", 0.0) if j >= k else 0.0 for j, x in enumerate(c.nominal_pcost)]
+            total += sign * phase_pv(c, cut, d)
+        years = term.get("royalty_years")
+        end = c.launch + years if years is not None else math.inf
+        royalty = sum(d.spread(q * term["royalty_rate"], a, min(b, end)) for a, b, q in c.sales_pieces())
+        return total - sign * c.p_approval * royalty
     if kind == "milestone":
         event, amount = term["event"], term["amount"]
+        if event == "cumulative_sales":
+            total = 0.0
+            for a, _, q in c.sales_pieces():
+                if total + q >= term["threshold"]:
+                    return sign * c.p_approval * amount * d.lump(a + (term["threshold"] - total) / q)
+                total += q
+            return 0.0
         if event in ("approval", "first_sale"):
             return sign * c.p_approval * amount * d.lump(c.launch)
         if event == "annual_sales":
@@ -223,7 +272,12 @@ def term_pv(term: dict, c: Cand, d: Disc) -> float:
         return sign * c.reach[k] * amount * d.lump(c.start[k])
     if kind == "supply":
         cogs = c.cogs if term.get("failed_batches_paid_by", "partner") == "sponsor" else c.nominal_cogs
-        return sign * c.p_approval * c.sales_pv(d, cogs * (1 + term["markup"]))
+        e = term.get("escalation", 0.0)
+        if term.get("markup_tiers"):
+            tiers = [{"above": t["above"], "rate": 1 + t["markup"]} for t in term["markup_tiers"]]
+            return sign * c.p_approval * cogs * royalty_stream_pv({"tiers": tiers}, [c], d)
+        return sign * c.p_approval * sum(spread_esc(d, q * cogs * (1 + term["markup"]), a, b, e)
+                                         for a, b, q in c.sales_pieces())
     if kind == "cost_share":
         funded = c.cost if term.get("payee", "sponsor") == "sponsor" else c.pcost
         cost_part = phase_pv(c, [x * term["cost_fraction"] for x in funded], d)
@@ -236,11 +290,68 @@ def _covered(term: dict, cands: list[Cand]) -> list[Cand]:
     return [c for c in cands if term.get("candidates", "all") == "all" or c.name in term["candidates"]]
 
 
+def _subsets(cands: list[Cand]):
+    """Each combination of approvals of independent candidates, with its probability."""
+    for approved in itertools.product([False, True], repeat=len(cands)):
+        prob = math.prod(c.p_approval if a else 1 - c.p_approval for c, a in zip(cands, approved, strict=True))
+        yield prob, [c for c, a in zip(cands, approved, strict=True) if a]
+
+
+def reservation_pv(term: dict, covered: list[Cand], d: Disc) -> tuple[float, float]:
+    """(payments to the partner, the partner's own capacity flows) of a capacity reservation."""
+    start, end, notice = term.get("start_years", 0.0), term["end_years"], term.get("notice_years", 0.0)
+    fee, e = term["fee_per_year"], term.get("escalation", 0.0)
+
+    def one(release_after: float) -> tuple[float, float]:
+        r = min(max(release_after + notice, start), end)
+        paid_total = sum(fee * (1 + e) ** i * max(0.0, min(r, i + 1) - max(start, i)) for i in range(101))
+        pay = spread_esc(d, fee, start, r, e)
+        if r < end:
+            pay += max(term.get("minimum_commitment", 0.0) - paid_total, 0.0) * d.lump(r)
+        own = -d.spread(term.get("partner_cost_per_year", 0.0), start, end)
+        own += spread_esc(d, term.get("resale_utilisation", 0.0) * fee, r, end, e)
+        return pay, own
+
+    units = [[c] for c in covered] if term.get("scope", "candidate") == "candidate" else [covered]
+    pay = own = 0.0
+    for unit in units:
+        # every way each candidate of the unit ends, independent candidates: the unit ends at the last failure
+        for combo in itertools.product(*[failure_times(c) for c in unit]):
+            prob = math.prod(p for p, _ in combo)
+            a, b = one(max(t for _, t in combo))
+            pay, own = pay + prob * a, own + prob * b
+    return pay, own
+
+
 def payments_pv(term: dict, cands: list[Cand], d: Disc) -> float:
     """Expected PV of all of one term's payments to the partner."""
     if term["kind"] == "upfront":
         return (1.0 if term.get("payee", "partner") == "partner" else -1.0) * term["amount"] * d.lump(0.0)
     covered = _covered(term, cands)
+    if term["kind"] == "capacity_reservation":
+        return reservation_pv(term, covered, d)[0]
+    if term["kind"] == "option":
+        sign = -1.0 if term.get("payer", "partner") == "partner" else 1.0
+        return sign * term.get("option_fee", 0.0) + sum(term_pv(term, c, d) for c in covered)
+    if term["kind"] == "milestone" and term["event"] == "approval_count":
+        total = 0.0
+        for prob, approved in _subsets(covered):
+            if len(approved) >= term["count"]:
+                total += prob * term["amount"] * d.lump(sorted(c.launch for c in approved)[term["count"] - 1])
+        return total
+    if term["kind"] == "success_rebate":
+        fees = [t for t in _ALL_TERMS if t["kind"] == "service_fees"]
+        total = 0.0
+        for c in covered:
+            paid = 0.0
+            for t in fees:
+                if t.get("candidates", "all") != "all" and c.name not in t["candidates"]:
+                    continue
+                billed = c.pcost if t.get("failed_batches_paid_by", "partner") == "sponsor" else c.nominal_pcost
+                a, prem = t.get("at_risk_fraction", 0.0), t.get("success_premium", 0.0)
+                paid += sum(x * (1 + t["markup"]) * (1 - a + a * (1 + prem)) for x in billed)
+            total += c.p_approval * term["fraction"] * paid * d.lump(c.launch)
+        return -total if term.get("payer", "partner") == "partner" else total
     if term["kind"] == "royalty":
         sign = 1.0 if term.get("payee", "partner") == "partner" else -1.0
         return sign * royalty_pv(term, covered, d)
@@ -274,14 +385,22 @@ def expected_npvs(deal: dict) -> dict[str, float]:
         out["sponsor"] += own(c, ds)[0]
         out["partner"] += own(c, dp)[1]
         out["program"] += sum(own(c, dprog))
+    _ALL_TERMS[:] = deal["terms"]
     for t in deal["terms"]:
         out["partner"] += payments_pv(t, cands, dp)
         out["sponsor"] -= payments_pv(t, cands, ds)
+        if t["kind"] == "capacity_reservation":  # the partner's capacity cost and resale income
+            out["partner"] += reservation_pv(t, _covered(t, cands), dp)[1]
+            out["program"] += reservation_pv(t, _covered(t, cands), dprog)[1]
     return out
+
+
+_ALL_TERMS: list[dict] = []  # the deal's terms, for a rebate on its service fees
 
 
 def expected_payments(deal: dict, index: int) -> float:
     """Expected PV to the partner, at the partner's rate, of the payments of term ``index``."""
     H = deal["horizon_years"]
     d = Disc(deal["parties"]["partner"]["discount_rate"], H, deal.get("timing", "exact"))
+    _ALL_TERMS[:] = deal["terms"]
     return payments_pv(deal["terms"][index], [Cand(c, H) for c in deal["candidates"]], d)

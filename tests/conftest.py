@@ -19,6 +19,7 @@ REFERENCE = {
     "milestone": SAMPLES / "reference_milestone.yaml",
     "revenue_share": SAMPLES / "reference_revenue_share.yaml",
     "hybrid": SAMPLES / "reference_hybrid.yaml",
+    "cdmo_risk_share": SAMPLES / "reference_cdmo_risk_share.yaml",
 }
 SINGLE = SAMPLES / "single_candidate.yaml"
 

@@ -21,6 +21,7 @@ def test_there_are_five_samples():
         "reference_milestone.yaml",
         "reference_revenue_share.yaml",
         "reference_hybrid.yaml",
+        "reference_cdmo_risk_share.yaml",
         "single_candidate.yaml",
     }
 
@@ -67,12 +68,12 @@ def test_reference_program_is_five_mixed_stage_candidates():
     assert (c.phases.phase3.cost.low, c.phases.phase3.cost.mode, c.phases.phase3.cost.high) == (17.0, 31.7, 60.4)
 
 
-def test_the_four_structures_share_one_program():
+def test_the_reference_structures_share_one_program():
     deals = {k: dm.load_deal(p) for k, p in REFERENCE.items()}
     programs = {k: d.model_dump(exclude={"name", "description", "terms"}) for k, d in deals.items()}
     first = programs["hybrid"]
     assert all(p == first for p in programs.values())
-    assert len({tuple(t.kind for t in d.terms) for d in deals.values()}) == 4
+    assert len({tuple(t.kind for t in d.terms) for d in deals.values()}) == len(REFERENCE) == 5
 
 
 @pytest.mark.parametrize("structure", ["milestone", "hybrid"])

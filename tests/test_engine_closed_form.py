@@ -56,6 +56,29 @@ TERMS = {
         {"kind": "service_fees", "markup": 0.2, "failed_batches_paid_by": "sponsor"}],
     "supply_failed_batches_paid_by_sponsor": [
         {"kind": "supply", "markup": 0.2, "failed_batches_paid_by": "sponsor"}],
+    # CDMO and CRO contract terms
+    "capacity_reservation_per_candidate": [
+        {"kind": "capacity_reservation", "fee_per_year": 4.0, "start_years": 0.5, "end_years": 9.0,
+         "notice_years": 1.0, "minimum_commitment": 10.0, "partner_cost_per_year": 2.0, "resale_utilisation": 0.5}],
+    "capacity_reservation_program_escalated": [
+        {"kind": "capacity_reservation", "fee_per_year": 6.0, "end_years": 12.0, "notice_years": 0.5,
+         "scope": "program", "escalation": 0.03, "minimum_commitment": 30.0}],
+    "cancellation_fee": [{"kind": "cancellation_fee", "amount": 3.0, "fraction_of_next_phase": 0.5, "markup": 0.2}],
+    "success_rebate": [{"kind": "success_rebate", "fraction": 0.2},
+                       {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5}],
+    "option_at_phase3": [{"kind": "option", "exercise_at": "phase3_start", "option_fee": 2.0, "exercise_fee": 5.0,
+                          "markup_given_up": 0.1, "royalty_rate": 0.03, "royalty_years": 8.0}],
+    "option_at_approval": [{"kind": "option", "exercise_at": "approval", "exercise_fee": 15.0, "royalty_rate": 0.02,
+                            "candidates": ["B"]}],
+    "supply_volume_tiers": [{"kind": "supply", "markup": 0.0,
+                             "markup_tiers": [{"above": 0, "markup": 0.4}, {"above": 300, "markup": 0.1}]}],
+    "supply_escalated": [{"kind": "supply", "markup": 0.2, "escalation": 0.03}],
+    "fees_escalated": [{"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5,
+                        "escalation": 0.04}],
+    "milestone_cumulative_sales": [{"kind": "milestone", "event": "cumulative_sales", "threshold": 1500.0,
+                                    "amount": 12.0}],
+    "milestone_first_approval": [{"kind": "milestone", "event": "approval_count", "count": 1, "amount": 25.0}],
+    "milestone_second_approval": [{"kind": "milestone", "event": "approval_count", "count": 2, "amount": 40.0}],
     "supply": [{"kind": "supply", "markup": 0.25}],
     "cost_share": [{"kind": "cost_share", "cost_fraction": 0.4, "profit_fraction": 0.3}],
     "cost_share_of_partner_cost": [

@@ -14,6 +14,7 @@ STRUCTURES = {
     "milestone": "reference_milestone.yaml",
     "revenue_share": "reference_revenue_share.yaml",
     "hybrid": "reference_hybrid.yaml",
+    "cdmo_risk_share": "reference_cdmo_risk_share.yaml",
 }
 HEADER = (
     "# yaml-language-server: $schema=../dealmodel/deal.schema.json\n"

@@ -1,0 +1,73 @@
+"""CDMO and CRO contract terms: validation with field-named errors and decisions that never look ahead.
+
+Their cash flows are checked against the closed form in tests/test_engine_closed_form.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dealmodel as dm
+from dealmodel.program import simulate_program
+from dealmodel.terms import exercise_time, failure_time
+from tests.conftest import base_deal, candidate
+
+RESERVATION = {"kind": "capacity_reservation", "fee_per_year": 4.0, "end_years": 9.0}
+OPTION = {"kind": "option", "exercise_at": "phase3_start", "royalty_rate": 0.02}
+
+
+@pytest.mark.parametrize(("term", "message"), [
+    (RESERVATION | {"start_years": 9.0}, "terms[0].end_years: must be after start_years (9)"),
+    (RESERVATION | {"minimum_commitment": 40.0}, "terms[0].minimum_commitment: 40 is more than the whole reservation"),
+    (RESERVATION | {"scope": "portfolio"}, "terms[0].scope: must be one of"),
+    (RESERVATION | {"resale_utilisation": 1.5}, "terms[0].resale_utilisation: must be <= 1"),
+    (RESERVATION | {"escalation": 2.0}, "terms[0].escalation: must be <= 1"),
+    ({"kind": "cancellation_fee"}, "terms[0].fraction_of_next_phase: give it or an amount above 0"),
+    ({"kind": "cancellation_fee", "fraction_of_next_phase": 1.5}, "terms[0].fraction_of_next_phase: must be <= 1"),
+    ({"kind": "success_rebate", "fraction": 0.0}, "terms[0].fraction: must be > 0"),
+    (OPTION | {"exercise_at": "phase4_start"}, "terms[0].exercise_at: must be one of"),
+    (OPTION | {"royalty_rate": 2.0}, "terms[0].royalty_rate: must be <= 1"),
+    ({"kind": "milestone", "event": "approval_count", "amount": 5.0},
+     "terms[0].count: required for event approval_count"),
+    ({"kind": "milestone", "event": "cumulative_sales", "amount": 5.0},
+     "terms[0].threshold: required for event cumulative"),
+    ({"kind": "milestone", "event": "approval", "amount": 5.0, "count": 2}, "terms[0].count: only used with"),
+    ({"kind": "supply", "markup": 0.1, "markup_tiers": [{"above": 10, "markup": 0.2}]},
+     "terms[0].markup_tiers[0].above: the first tier must start at 0"),
+])
+def test_new_terms_are_validated_with_the_field_named(term, message):
+    with pytest.raises(dm.DealError) as info:
+        dm.parse_deal(base_deal(terms=[term]))
+    assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_the_option_decision_never_uses_a_later_draw():
+    # Exercise at phase 3 start: the decision may use only what is known then. Changing everything revealed
+    # later on the path (phase 3 and filing outcomes and durations, peak sales) must not move it on any path.
+    cand = candidate("A", start_phase="phase1")
+    cand["phases"]["phase2"]["duration_years"] = {"dist": "triangular", "low": 2.0, "mode": 3.0, "high": 4.5}
+    data = base_deal(candidates=[cand], terms=[OPTION])
+    later = base_deal(candidates=[cand], terms=[OPTION])
+    later_phases = later["candidates"][0]["phases"]
+    later_phases["phase3"].update(success_probability=0.05, duration_years=7.0)
+    later_phases["filing"].update(success_probability=0.99, duration_years=2.0)
+    later["candidates"][0]["commercial"]["peak_sales"] = 5000.0
+    deals = [dm.parse_deal(d) for d in (data, later)]
+    term = deals[0].terms[0]
+    paths = [simulate_program(d, seed=4, first_block=0, n_blocks=2).candidates[0] for d in deals]
+    a, b = (exercise_time(term, cp) for cp in paths)
+    np.testing.assert_array_equal(a, b)
+    assert 0.18 < np.isfinite(a).mean() < 0.22  # P(reach phase 3) = phase 1 x phase 2 success = 0.5 x 0.4
+    # while what happens after it does change
+    assert not np.array_equal(failure_time(paths[0]), failure_time(paths[1]))
+
+
+def test_the_cdmo_reference_is_calibrated_like_the_others():
+    deal = dm.load_deal("sample_deals/reference_cdmo_risk_share.yaml")
+    assert dm.headline(deal).total_contract_value == pytest.approx(2100.0, rel=0.02)
+    kinds = {t.kind for t in deal.terms}
+    assert {"capacity_reservation", "cancellation_fee", "option", "supply"} <= kinds
+    result = dm.simulate(deal, paths=20_000, seed=1)
+    # every payment leaves one party and enters the other; the partner's capacity flows are its own
+    assert set(result.payments_by_kind()) == kinds
