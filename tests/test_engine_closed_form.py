@@ -17,7 +17,7 @@ from tests.closed_form import expected_npvs, expected_payments
 from tests.conftest import base_deal, candidate
 
 # Fewer paths under mutation testing (python3 tasks.py mutate): still 4 standard errors, just wider ones.
-PATHS = 50_000 if os.environ.get("DEALMODEL_FAST_TESTS") else 200_000
+PATHS = 30_000 if os.environ.get("DEALMODEL_FAST_TESTS") else 200_000
 
 
 def _deal(terms: list[dict], **cand_b) -> dict:
