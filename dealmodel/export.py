@@ -66,6 +66,24 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def terms_table(comparison: Comparison) -> pd.DataFrame:
+    """Every term of every variant as it was valued (after any edit): one row each, its settings in words."""
+    rows = []
+    for name, result in comparison.results.items():
+        for i, term in enumerate(result.deal.terms):
+            fields = term.model_dump(mode="json", exclude={"kind", "label", "payer", "payee"}, exclude_none=True)
+            rows.append({
+                "variant": name,
+                "term": f"terms[{i}]",
+                "kind": term.kind.replace("_", " "),
+                "label": term.label or "",
+                "paid by": term.payer,
+                "paid to": term.payee,
+                "settings": "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items()),
+            })
+    return pd.DataFrame(rows, columns=["variant", "term", "kind", "label", "paid by", "paid to", "settings"])
+
+
 def run_inputs(comparison: Comparison) -> pd.DataFrame:
     """What it takes to replay a comparison: each variant's file and hash, paths, seed, version."""
     rows = []
@@ -135,6 +153,7 @@ def write_workbook(
         if per_year is not None:
             _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
         if comparison is not None:
+            _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)
             _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
 
     _atomic_workbook(Path(path), build)

@@ -71,3 +71,28 @@ def test_the_cdmo_reference_is_calibrated_like_the_others():
     result = dm.simulate(deal, paths=20_000, seed=1)
     # every payment leaves one party and enters the other; the partner's capacity flows are its own
     assert set(result.payments_by_kind()) == kinds
+
+
+def _sure(candidate_spec: dict, fail_phase: str | None = None) -> dict:
+    """Every phase succeeds for sure, except ``fail_phase``, which fails for sure: one possible path."""
+    for phase, spec in candidate_spec["phases"].items():
+        spec["success_probability"] = 0.0 if phase == fail_phase else 1.0
+    return candidate_spec
+
+
+@pytest.mark.parametrize(("minimum", "true_up"), [(10.0, 0.0), (20.0, 5.0)])
+def test_reservation_worked_number(minimum, true_up):
+    # docs/methodology.md: 4 a year from 0.5 until a year after phase 2 fails at 3.25: 4 (1.1^-0.5 - 1.1^-4.25)/ln 1.1
+    term = RESERVATION | {"start_years": 0.5, "notice_years": 1.0, "minimum_commitment": minimum}
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"), fail_phase="phase2")], terms=[term]))
+    result = dm.simulate(deal, paths=50, seed=0)
+    by_hand = 4 * (1.1**-0.5 - 1.1**-4.25) / np.log(1.1) + true_up * 1.1**-4.25
+    assert result.term_pv[0] == pytest.approx(np.full(50, by_hand), rel=1e-12)
+
+
+def test_cumulative_sales_milestone_worked_number():
+    # launch at 3.25 + 2.6 + 0.8 = 6.65; sales 160, 480, 800, 800 ...: 1,500 reached 60 into the fourth year
+    term = {"kind": "milestone", "event": "cumulative_sales", "threshold": 1500.0, "amount": 10.0}
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=[term]))
+    result = dm.simulate(deal, paths=50, seed=0)
+    assert result.term_pv[0] == pytest.approx(np.full(50, 10 * 1.1 ** -(6.65 + 3 + 60 / 800)), rel=1e-12)

@@ -31,7 +31,11 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Inputs"]
+    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Terms", "Inputs"]
+    terms = [[c.value for c in r] for r in wb["Terms"].iter_rows(min_row=3)]
+    assert len(terms) == sum(len(r.deal.terms) for r in comparison.results.values())
+    royalty = next(r for r in terms if r[0] == "Reference program — revenue share" and r[2] == "royalty")
+    assert "term years 15.0" in royalty[6] and "loe step down 0.5" in royalty[6]
     ws = wb["Comparison"]
     header = [c.value for c in ws[2]]
     col = header.index("partner_expected_npv")
