@@ -333,16 +333,19 @@ def main() -> None:
     header.caption(f"Money in {currency} millions · {paths:,} paths, seed {seed} · differences against "
                    f"**{baseline}** · computed in {time.perf_counter() - started:.2f} s")
     m = header.columns(6)
-    m[0].metric("Biobucks ($M)", money(result.biobucks),
+    m[0].metric("Biobucks, $M", money(result.biobucks),
                 help="Upfront + every milestone to the partner, sales milestones as if reached.")
-    m[1].metric("Total contract value ($M)", money(result.total_contract_value),
-                help="Biobucks + service fees at list price + success premiums: how CDMO deals are announced.")
-    m[2].metric("Partner expected NPV ($M)", money(row["partner_expected_npv"]),
+    m[1].metric("Contract value, $M", money(result.total_contract_value),
+                help="Total contract value: biobucks + service fees at list price + success premiums + reserved "
+                "capacity: how CDMO deals are announced.")
+    m[2].metric("Partner eNPV, $M", money(row["partner_expected_npv"]),
                 delta=None if name == baseline else f"{row['partner_diff']:+,.1f} vs baseline",
                 help="Mean over paths of the partner's NPV: payments received less its own costs.")
-    m[3].metric("Sponsor expected NPV ($M)", money(row["sponsor_expected_npv"]),
-                delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} vs baseline")
-    m[4].metric("Partner probability of loss", f"{row['partner_prob_loss']:.1%}")
+    m[3].metric("Sponsor eNPV, $M", money(row["sponsor_expected_npv"]),
+                delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} vs baseline",
+                help="Mean over paths of the sponsor's NPV: its sales less its costs and its payments to the partner.")
+    m[4].metric("Partner P(loss)", f"{row['partner_prob_loss']:.1%}",
+                help="Share of simulated futures in which the partner's NPV is below zero.")
     m[5].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
                 help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
 

@@ -227,6 +227,8 @@ def term_parameters(deal: Deal) -> list[Parameter]:
         ):
             if field not in type(term).model_fields:
                 continue
+            if field == "escalation" and not getattr(term, field):
+                continue  # offered only where the contract indexes its prices
             value = float(getattr(term, field))
             top = high if high is not None else float(max(50.0, round(3 * value, -1)))
             out.append(Parameter(f"terms[{t}].{field}", f"{name}: {field.replace('_', ' ')}", value,

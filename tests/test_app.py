@@ -44,7 +44,7 @@ def _app(monkeypatch, *args: str) -> AppTest:
 
 
 def _metric(at: AppTest, label: str) -> float:
-    (m,) = [m for m in at.metric if m.label.removesuffix(" ($M)") == label]
+    (m,) = [m for m in at.metric if m.label.removesuffix(", $M") == label]
     return float(m.value.replace(",", "").rstrip("%"))
 
 
@@ -66,7 +66,7 @@ def test_app_runs_on_every_sample_deal(monkeypatch, path):
     assert not at.error
     deal = dm.load_deal(path)
     assert _metric(at, "Biobucks") == pytest.approx(dm.headline(deal).biobucks, abs=0.051)
-    assert _metric(at, "Total contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
+    assert _metric(at, "Contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
     assert len(at.get("vega_lite_chart")) == 5
 
 
@@ -80,14 +80,14 @@ def test_every_structure_can_be_selected(monkeypatch):
 
 def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
-    before = _metric(at, "Partner expected NPV")
-    sponsor_before = _metric(at, "Sponsor expected NPV")
+    before = _metric(at, "Partner eNPV")
+    sponsor_before = _metric(at, "Sponsor eNPV")
     slider = at.slider(key=f"term::{REV}::terms[1].tiers[0].rate")
     assert slider.value == pytest.approx(6.0)  # shown in percent
     slider.set_value(9.0).run()
     assert not at.exception
-    assert _metric(at, "Partner expected NPV") > before
-    assert _metric(at, "Sponsor expected NPV") < sponsor_before
+    assert _metric(at, "Partner eNPV") > before
+    assert _metric(at, "Sponsor eNPV") < sponsor_before
     # the edit is kept in the downloadable deal: the YAML holds exactly what was valued
     (name,) = [n for n in _RecordingStorage.files if n.endswith(".yaml")]
     downloaded = yaml.safe_load(_RecordingStorage.files[name])
@@ -97,9 +97,9 @@ def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
 
 def test_program_assumptions_move_every_structure(monkeypatch):
     at = _app(monkeypatch)
-    before = _metric(at, "Sponsor expected NPV")
+    before = _metric(at, "Sponsor eNPV")
     at.slider(key="peak_scale").set_value(2.0).run()
-    assert _metric(at, "Sponsor expected NPV") > before
+    assert _metric(at, "Sponsor eNPV") > before
 
 
 def test_a_malformed_upload_shows_an_error_and_the_app_keeps_working(monkeypatch):
@@ -113,7 +113,7 @@ def test_a_malformed_upload_shows_an_error_and_the_app_keeps_working(monkeypatch
     assert "candidates: must not be empty" in error.value
     assert "parties.partner: required field is missing" in error.value
     assert at.selectbox(key="selected").value == selected
-    assert _metric(at, "Total contract value") > 0
+    assert _metric(at, "Contract value") > 0
 
 
 def test_invalid_yaml_and_oversized_uploads_are_refused(monkeypatch):
@@ -176,7 +176,7 @@ def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch
     at.file_uploader(key="upload").set_value(("eight.yaml", own.encode(), "application/x-yaml")).run()
     assert not at.exception and not at.error
     assert at.selectbox(key="selected").value == "Eight percent"
-    shown = _metric(at, "Sponsor expected NPV")
+    shown = _metric(at, "Sponsor eNPV")
     deal = dm.parse_deal_text(own, fmt="yaml")
     expected = dm.simulate(deal, paths=20_000, seed=0).summary().loc["sponsor", "expected_npv"]
     assert shown == pytest.approx(expected, abs=0.051)
@@ -187,7 +187,7 @@ def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch
     # a relative program change moves it from its own rate: +2 points -> 10%
     at.slider(key="sponsor_rate_delta").set_value(2.0).run()
     moved = dm.simulate(dm.set_value(deal, "parties.sponsor.discount_rate", 0.10), paths=20_000, seed=0)
-    assert _metric(at, "Sponsor expected NPV") == pytest.approx(moved.summary().loc["sponsor", "expected_npv"],
+    assert _metric(at, "Sponsor eNPV") == pytest.approx(moved.summary().loc["sponsor", "expected_npv"],
                                                                 abs=0.051)
 
 
@@ -209,10 +209,10 @@ def test_uploads_that_once_broke_a_session_are_refused_and_the_app_keeps_working
     assert field in error.value, error.value
     assert at.selectbox(key="selected").value == selected
     # the next rerun works: a slider move re-renders without an exception
-    before = _metric(at, "Sponsor expected NPV")
+    before = _metric(at, "Sponsor eNPV")
     at.slider(key="peak_scale").set_value(1.5).run()
     assert not at.exception
-    assert _metric(at, "Sponsor expected NPV") > before
+    assert _metric(at, "Sponsor eNPV") > before
 
 
 def test_an_uploaded_structure_can_be_removed(monkeypatch):

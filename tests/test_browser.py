@@ -90,7 +90,7 @@ def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
             page = browser.new_page(viewport={"width": 1600, "height": 1300})
             page.goto(server, wait_until="domcontentloaded")
             _wait_idle(page)
-            before = _metric(page, "Partner expected NPV")
+            before = _metric(page, "Partner eNPV")
             slider = page.get_by_test_id("stSlider").filter(has_text="Tiered revenue share: rate above").get_by_role(
                 "slider")
             slider.focus()
@@ -98,10 +98,10 @@ def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
                 slider.press("ArrowRight")
             page.wait_for_timeout(500)
             _wait_idle(page)
-            expect(page.get_by_test_id("stMetric").filter(has_text="Partner expected NPV")
+            expect(page.get_by_test_id("stMetric").filter(has_text="Partner eNPV")
                    .get_by_test_id("stMetricValue")).not_to_have_text(f"{before:,.1f}", timeout=30_000)
             _wait_idle(page)
-            after = _metric(page, "Partner expected NPV")
+            after = _metric(page, "Partner eNPV")
             assert after > before
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 

@@ -1,0 +1,71 @@
+"""Screenshot every view of the app at the sizes BD staff use, to look at before a change lands.
+
+    .venv/bin/python tools/screenshots.py [OUT_DIR]     # default artifacts/screens
+
+Starts `streamlit run app.py` on a free loopback port, opens it in Debian's Chromium (Playwright,
+no browser download) at 1440x900 and 1280x720, and saves the first screen and each tab.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium")
+SIZES = [(1440, 900), (1280, 720)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM)
+            for width, height in SIZES:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(url)
+                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=90_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=out / f"{width}x{height}-first-screen.png")
+                tabs = page.get_by_role("tab")
+                for i in range(tabs.count()):
+                    name = tabs.nth(i).inner_text().strip().lower().replace(" ", "-").replace("&", "and")
+                    tabs.nth(i).click()
+                    page.wait_for_timeout(1200)
+                    page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}.png", full_page=True)
+                page.close()
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "artifacts" / "screens")
