@@ -58,7 +58,10 @@ def main(out: Path) -> None:
                     name = tabs.nth(i).inner_text().strip().lower().replace(" ", "-").replace("&", "and")
                     tabs.nth(i).click()
                     page.wait_for_timeout(1200)
-                    page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}.png", full_page=True)
+                    panel = page.locator('[role="tabpanel"]:visible').first
+                    panel.scroll_into_view_if_needed()
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}.png")  # what the user sees there
                 page.close()
             browser.close()
     finally:
