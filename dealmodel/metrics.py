@@ -25,16 +25,6 @@ METRICS = (
 )
 
 
-def npv(rate: float, flows: np.ndarray) -> np.ndarray:
-    """Net present value of each row of ``flows`` ``(..., T)``: sum of v_t / (1 + rate)^t.
-
-    Period 0 is undiscounted, as in ``numpy_financial.npv``.
-    """
-    flows = np.asarray(flows, dtype=float)
-    factors = (1.0 + rate) ** -np.arange(flows.shape[-1], dtype=float)
-    return np.sum(flows * factors, axis=-1)  # row-wise, not BLAS: the sum must not depend on the row count
-
-
 def irr(flows: np.ndarray, low: float = -0.9, high: float = 5.0, tol: float = 1e-12) -> np.ndarray:
     """Internal rate of return of each row of ``flows`` ``(n, T)``; NaN where none exists.
 

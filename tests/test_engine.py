@@ -178,6 +178,16 @@ def test_irr_of_textbook_cash_flows():
     assert out[2] == pytest.approx(0.10, abs=1e-12)
 
 
+@pytest.mark.parametrize("flows", [
+    [-100.0, 100.0],                 # the IRR is exactly 0, a point of the search grid
+    [-100.0, 230.0, -132.0],         # two IRRs, 10% and 20%: the one nearest zero, as numpy_financial
+    [-100.0, 0.0, 0.0, 0.0, 150.0],
+    [50.0, -200.0, 160.0],           # two IRRs again, signs the other way round
+])
+def test_irr_agrees_with_numpy_financial_at_the_edges(flows):
+    assert metrics.irr(np.array([flows]))[0] == pytest.approx(npf.irr(flows), abs=1e-8)
+
+
 def test_expected_shortfall_is_the_mean_of_the_worst_five_percent():
     values = np.arange(1, 101, dtype=float)  # worst 5 of 100: 1..5
     assert metrics.expected_shortfall(values) == pytest.approx(3.0)
