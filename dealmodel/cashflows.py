@@ -58,8 +58,9 @@ class Ledger:
         """
         when = np.asarray(when, dtype=float)
         amount = np.broadcast_to(np.asarray(amount, dtype=float), when.shape)
-        if index:
-            amount = amount * (1.0 + index) ** np.floor(np.clip(np.nan_to_num(when, posinf=0.0), 0.0, _YEARS))
+        if np.any(index):
+            rate = self._per_row(index, when.shape, rows)
+            amount = amount * (1.0 + rate) ** np.floor(np.clip(np.nan_to_num(when, posinf=0.0), 0.0, _YEARS))
         keep = np.isfinite(when) & (amount != 0.0)
         self._lumps.append((self._rows(when.shape, rows)[keep], when[keep], amount[keep]))
         self._flat = None
@@ -73,12 +74,13 @@ class Ledger:
         start = np.asarray(start, dtype=float)
         end = np.broadcast_to(np.asarray(end, dtype=float), start.shape)
         rate = np.broadcast_to(np.asarray(rate, dtype=float), start.shape)
-        if index:
-            first = int(np.floor(np.clip(np.min(start, initial=_YEARS), 0.0, _YEARS)))
-            last = int(np.ceil(np.clip(np.max(end, initial=0.0), 0.0, _YEARS)))
+        if np.any(index):
+            growth = 1.0 + self._per_row(index, start.shape, rows)
+            finite = np.isfinite(start)
+            first = int(np.floor(np.clip(np.min(start[finite], initial=_YEARS), 0.0, _YEARS)))
+            last = int(np.ceil(np.clip(np.max(end[finite], initial=0.0), 0.0, _YEARS)))
             for year in range(first, last):
-                self.span(np.clip(start, year, year + 1), np.clip(end, year, year + 1),
-                          rate * (1.0 + index) ** year, rows)
+                self.span(np.clip(start, year, year + 1), np.clip(end, year, year + 1), rate * growth**year, rows)
             return
         keep = (end > start) & (rate != 0.0) & np.isfinite(start)
         self._spans.append((self._rows(start.shape, rows)[keep], start[keep], np.minimum(end[keep], 1e300),
@@ -92,7 +94,7 @@ class Ledger:
         ``bounds`` is ``(m, K + 1)`` and non-decreasing along each row; pass the same array
         object for chains on the same boundaries so their discount integrals are shared.
         """
-        if index:
+        if np.any(index):
             self.span(bounds[:, :-1], bounds[:, 1:], rates, rows, index)
             return
         self._chains.append((None if rows is None else np.asarray(rows, dtype=np.int64), bounds, rates))
@@ -109,6 +111,14 @@ class Ledger:
         self.chain(bounds, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows, index)
         if instant.any():
             self.lump(np.where(instant, bounds[:, :-1], np.inf), amount, rows, index)
+
+    def _per_row(self, index, shape: tuple[int, ...], rows: np.ndarray | None) -> np.ndarray:
+        """A price index given per path ``(n,)`` (or one number), laid out like a booking of ``shape``."""
+        index = np.asarray(index, dtype=float)
+        if index.ndim == 0:
+            return np.broadcast_to(index, shape)
+        at = index if rows is None else index[np.asarray(rows, dtype=np.int64)]
+        return np.broadcast_to(at[:, None] if len(shape) == 2 else at, shape)
 
     def _arrays(self) -> tuple:
         if self._flat is None:
@@ -179,6 +189,36 @@ class Ledger:
             at = lr[inside] * width + np.floor(lw[inside]).astype(np.int64)
             table += np.bincount(at, weights=la[inside], minlength=table.size).reshape(table.shape)
         return table[:, :horizon]
+
+    def clipped(self, lo: np.ndarray, hi: np.ndarray, scale: float = 1.0, mask: np.ndarray | None = None) -> Ledger:
+        """The flows that fall in ``[lo, hi)`` of each path (per-path arrays), times ``scale``.
+
+        Spans are cut at the window's ends; lumps are kept where ``lo <= when < hi``. With ``mask``
+        (``(n,)`` bool) only those paths' flows are kept.
+        """
+        lr, lw, la, sr, ss, se, sq = self._arrays()
+        for rows, bounds, rates in self._chains:
+            at = np.broadcast_to((np.arange(self.n) if rows is None else rows)[:, None], rates.shape)
+            sr, ss = np.concatenate([sr, at.ravel()]), np.concatenate([ss, bounds[:, :-1].ravel()])
+            se, sq = np.concatenate([se, bounds[:, 1:].ravel()]), np.concatenate([sq, rates.ravel()])
+        out = Ledger(self.n)
+        keep = (lw >= lo[lr]) & (lw < hi[lr])
+        if mask is not None:
+            keep &= mask[lr]
+        out._lumps.append((lr[keep], lw[keep], scale * la[keep]))
+        start, end = np.maximum(ss, lo[sr]), np.minimum(se, hi[sr])
+        keep = end > start
+        if mask is not None:
+            keep &= mask[sr]
+        out._spans.append((sr[keep], start[keep], end[keep], scale * sq[keep]))
+        return out
+
+    def absorb(self, other: Ledger) -> None:
+        """Add every flow of ``other`` (same paths) to this ledger."""
+        self._lumps += other._lumps
+        self._spans += other._spans
+        self._chains += other._chains
+        self._flat = None
 
     @classmethod
     def combine(cls, ledgers: list[Ledger], n: int) -> Ledger:

@@ -227,9 +227,12 @@ def term_parameters(deal: Deal) -> list[Parameter]:
         ):
             if field not in type(term).model_fields:
                 continue
-            if field == "escalation" and not getattr(term, field):
-                continue  # offered only where the contract indexes its prices
-            value = float(getattr(term, field))
+            value = getattr(term, field)
+            if field == "escalation":  # offered only where the contract indexes its prices by a number
+                if not value.is_fixed or value.value == 0:
+                    continue
+                value = value.value
+            value = float(value)
             top = high if high is not None else float(max(50.0, round(3 * value, -1)))
             out.append(Parameter(f"terms[{t}].{field}", f"{name}: {field.replace('_', ' ')}", value,
                                  min(low, value), max(top, value), step, percent))

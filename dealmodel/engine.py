@@ -14,7 +14,7 @@ from dealmodel.limits import check_run
 from dealmodel.program import BLOCK, ProgramPaths, Sales, sales_by_launch_year, simulate_program
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal, Supply
-from dealmodel.terms import add_term, headline
+from dealmodel.terms import add_term, escalation_draws, fee_credits, headline
 from dealmodel.timing import Discount
 
 DEFAULT_CHUNK = 2 * BLOCK
@@ -83,9 +83,12 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
     terms = []
     paid_partner = np.zeros(n)
     paid_sponsor = np.zeros(n)
-    for i, term in enumerate(deal.terms):
-        led = Ledger(n)
-        add_term(term, deal, program, sales, led, own=partner_own)
+    draws = escalation_draws(deal, seed, first_block, n)
+    ledgers = [Ledger(n) for _ in deal.terms]
+    for term, led in zip(deal.terms, ledgers, strict=True):
+        add_term(term, deal, program, sales, led, own=partner_own, draws=draws)
+    fee_credits(deal, program, sales, ledgers)
+    for i, led in enumerate(ledgers):
         out["term_pv"][i] = led.pv(disc["partner"], memo["partner"])
         paid_partner += out["term_pv"][i]
         paid_sponsor += led.pv(disc["sponsor"], memo["sponsor"])

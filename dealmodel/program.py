@@ -201,6 +201,17 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
     return ProgramPaths(n=n, horizon=deal.horizon_years, candidates=tuple(out))
 
 
+def term_uniforms(seed: int, first_block: int, n_blocks: int, n: int, term_index: int) -> np.ndarray:
+    """One uniform per path for a term's own uncertain input (a price index), from its own stream.
+
+    Block b of term t draws from ``SeedSequence(seed, spawn_key=(b, 1_000_000 + t))``: apart from
+    the program's streams, so adding or changing a term never moves the program's paths.
+    """
+    parts = [np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(b, 1_000_000 + term_index))))
+             .random(BLOCK) for b in range(first_block, first_block + n_blocks)]
+    return np.concatenate(parts)[:n]
+
+
 # --------------------------------------------------------------------------- sales by launch year
 
 

@@ -252,8 +252,10 @@ MilestoneEvent = Literal[
     "phase1_start", "phase2_start", "phase3_start", "filing", "approval", "first_sale", "annual_sales",
     "cumulative_sales", "approval_count",
 ]
-Escalation = Annotated[float, Field(ge=-0.5, le=1.0, description=(
-    "Yearly price index: prices in calendar year i (from the valuation date) are x (1 + escalation)^i."))]
+Escalation = Annotated[Quantity, AfterValidator(in_range(-0.5, 1.0)), Field(
+    default_factory=lambda: Fixed(value=0.0),
+    description="Yearly price index, a number or a distribution (drawn once per path): prices in calendar "
+    "year i from the valuation date are x (1 + escalation)^i.")]
 
 
 class _Term(_Model):
@@ -289,7 +291,7 @@ class ServiceFees(_CandidateTerm):
     at_risk_fraction: float = Field(0.0, ge=0.0, le=1.0)
     success_premium: float = Field(0.0, ge=0.0, le=10.0, description="Uplift on the deferred part when paid.")
     deferred_until: Literal["phase_success", "approval"] = "phase_success"
-    escalation: Escalation = 0.0
+    escalation: Escalation
 
 
 class Upfront(_Term):
@@ -297,6 +299,7 @@ class Upfront(_Term):
 
     kind: Literal["upfront"]
     amount: float = Field(ge=0.0, le=limits.MAX_MONEY)
+    creditable: bool = Field(False, description="Credited against the service fees that come after it, until used.")
 
 
 class Milestone(_CandidateTerm):
@@ -317,6 +320,7 @@ class Milestone(_CandidateTerm):
                                     description="Net sales, for events annual_sales and cumulative_sales.")
     count: int | None = Field(None, ge=1, le=limits.MAX_CANDIDATES,
                               description="For approval_count: paid when this many covered candidates are approved.")
+    creditable: bool = Field(False, description="Credited against the service fees that come after it, until used.")
 
     @model_validator(mode="after")
     def _threshold(self) -> Milestone:
@@ -413,7 +417,7 @@ class Supply(_CandidateTerm):
         description="Volume-tiered pricing instead of one markup: each tier's markup applies to the cost of goods "
         "of the royalty year's sales above its 'above' (first tier at 0, ascending).",
     )
-    escalation: Escalation = 0.0
+    escalation: Escalation
 
     @model_validator(mode="after")
     def _tiers(self) -> Supply:
@@ -459,7 +463,7 @@ class CapacityReservation(_CandidateTerm):
     scope: Literal["candidate", "program"] = "candidate"
     partner_cost_per_year: float = Field(0.0, ge=0.0, le=limits.MAX_MONEY)
     resale_utilisation: float = Field(0.0, ge=0.0, le=1.0)
-    escalation: Escalation = 0.0
+    escalation: Escalation
 
     @model_validator(mode="after")
     def _window(self) -> CapacityReservation:

@@ -10,12 +10,14 @@ parties: the program's own cash flows (sales and costs) never depend on them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from dealmodel.cashflows import Ledger
-from dealmodel.program import CandidatePaths, ProgramPaths, Sales
+from dealmodel.program import BLOCK, CandidatePaths, ProgramPaths, Sales, term_uniforms
 from dealmodel.schema import (
     CancellationFee,
     CapacityReservation,
@@ -44,7 +46,7 @@ def billed_cost(term: ServiceFees, cp: CandidatePaths) -> np.ndarray:
     return cp.partner_cost if term.failed_batches_paid_by == "sponsor" else cp.partner_cost / cp.remake[:, None]
 
 
-def service_fees(term: ServiceFees, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
+def service_fees(term: ServiceFees, cp: CandidatePaths, sales: Sales, led: Ledger, esc=0.0) -> None:
     """Cost x (1 + markup) spread over each phase reached; the at-risk part paid on success.
 
     With an ``escalation`` index, fees in calendar year i are x (1 + escalation)^i, deferred
@@ -52,14 +54,14 @@ def service_fees(term: ServiceFees, cp: CandidatePaths, sales: Sales, led: Ledge
     """
     s = _sign(term)
     list_price = billed_cost(term, cp) * (1.0 + term.markup) * cp.reached
-    led.spread_chain(cp.bounds, s * list_price * (1.0 - term.at_risk_fraction), index=term.escalation)
+    led.spread_chain(cp.bounds, s * list_price * (1.0 - term.at_risk_fraction), index=esc)
     if term.at_risk_fraction == 0.0:
         return
     deferred = s * list_price * term.at_risk_fraction * (1.0 + term.success_premium)
     if term.deferred_until == "phase_success":
-        led.lump(np.where(cp.succeeded, cp.end, np.inf), deferred, index=term.escalation)
+        led.lump(np.where(cp.succeeded, cp.end, np.inf), deferred, index=esc)
     else:
-        led.lump(cp.launch, deferred.sum(axis=1), index=term.escalation)
+        led.lump(cp.launch, deferred.sum(axis=1), index=esc)
 
 
 def _event_time(term: Milestone, cp: CandidatePaths) -> np.ndarray | None:
@@ -125,18 +127,20 @@ def cancellation_fee(term: CancellationFee, cp: CandidatePaths, sales: Sales, le
     led.lump(failure_time(cp), _sign(term) * amount)
 
 
-def success_rebate(term: SuccessRebate, deal: Deal, program: ProgramPaths, c: int, led: Ledger) -> None:
+def success_rebate(term: SuccessRebate, deal: Deal, program: ProgramPaths, c: int, led: Ledger,
+                   draws: dict[int, Any]) -> None:
     """On approval, a fraction of the service fees paid for the candidate (as booked, undiscounted)."""
     cp = program.candidates[c]
     fees = Ledger(program.n)
     for other in deal.terms:
         if isinstance(other, ServiceFees) and other.payee == "partner" and c in deal.covered(other):
-            service_fees(other, cp, None, fees)
+            service_fees(other, cp, None, fees, draws.get(id(other), 0.0))
     paid = fees.total(100)  # every fee for it is paid by its approval, well inside any horizon
     led.lump(cp.launch, _sign(term) * term.fraction * paid)
 
 
-def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: Ledger, own: Ledger) -> None:
+def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: Ledger, own: Ledger,
+                         esc=0.0) -> None:
     """Reservation fees until release (notice after failure), a take-or-pay true-up, the partner's capacity.
 
     ``failed_at`` is when the reserved-for development fails on each path (inf: never).
@@ -144,17 +148,16 @@ def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: 
     s = _sign(term)
     start, end = term.start_years, term.end_years
     release = np.clip(failed_at + term.notice_years, start, end)
-    led.span(np.full(release.shape, start), release, s * term.fee_per_year, index=term.escalation)
+    led.span(np.full(release.shape, start), release, s * term.fee_per_year, index=esc)
     if term.minimum_commitment > 0:
         paid = Ledger(release.size)
-        paid.span(np.full(release.shape, start), release, term.fee_per_year, index=term.escalation)
+        paid.span(np.full(release.shape, start), release, term.fee_per_year, index=esc)
         shortfall = np.maximum(term.minimum_commitment - paid.total(100), 0.0)
         led.lump(np.where(release < end, release, np.inf), s * shortfall)
     if term.partner_cost_per_year:
         own.span(np.full(release.shape, start), np.full(release.shape, end), -term.partner_cost_per_year)
     if term.resale_utilisation:
-        own.span(release, np.full(release.shape, end), term.resale_utilisation * term.fee_per_year,
-                 index=term.escalation)
+        own.span(release, np.full(release.shape, end), term.resale_utilisation * term.fee_per_year, index=esc)
 
 
 _EXERCISE_PHASE = {"phase2_start": "phase2", "phase3_start": "phase3", "filing": "filing"}
@@ -197,12 +200,12 @@ def supply_cogs(term: Supply, cp: CandidatePaths, sales: Sales) -> np.ndarray:
     return cogs / cp.remake[sales.rows] if term.failed_batches_paid_by == "partner" else cogs
 
 
-def supply(term: Supply, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
+def supply(term: Supply, cp: CandidatePaths, sales: Sales, led: Ledger, esc=0.0) -> None:
     """The partner sells the marketed product at cost of goods x (1 + markup) (flat markup)."""
     if sales.rows.size == 0:
         return
     price = _sign(term) * supply_cogs(term, cp, sales) * (1.0 + term.markup)
-    led.chain(sales.bounds, sales.rate * price[:, None], sales.rows, index=term.escalation)
+    led.chain(sales.bounds, sales.rate * price[:, None], sales.rows, index=esc)
 
 
 def cost_share(term: CostShare, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
@@ -367,7 +370,8 @@ def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepp
 
 # --------------------------------------------------------------------------- dispatch
 
-def tiered_supply(term: Supply, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger) -> None:
+def tiered_supply(term: Supply, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger,
+                  esc=0.0) -> None:
     """Volume-tiered supply: each tier's markup on the cost of goods of its slice of the royalty year's sales."""
     covered = deal.covered(term)
     streams = _streams_per_product([sales[c] for c in covered], None)
@@ -375,13 +379,32 @@ def tiered_supply(term: Supply, deal: Deal, program: ProgramPaths, sales: list[S
     bounds = np.array([t.above for t in term.markup_tiers] + [np.inf])
     prices = np.array([1.0 + t.markup for t in term.markup_tiers])
     tiered_spans(streams, bounds, prices, prices, deal.horizon_years, led, _sign(term), scale=scale,
-                 escalation=term.escalation)
+                 escalation=esc)
+
+
+def escalation_draws(deal: Deal, seed: int | None, first_block: int, n: int) -> dict[int, Any]:
+    """Each indexed term's yearly price index on the chunk's ``n`` paths, keyed by ``id(term)``.
+
+    A fixed index is a number; a distribution is drawn once per path by inverse CDF from the
+    term's own random stream (:func:`~dealmodel.program.term_uniforms`), so the program's paths
+    do not move.
+    """
+    out: dict[int, Any] = {}
+    for t, term in enumerate(deal.terms):
+        q = getattr(term, "escalation", None)
+        if q is None:
+            continue
+        if q.is_fixed:
+            out[id(term)] = q.value
+        else:
+            if seed is None:
+                raise ValueError("a distribution of escalation needs the run's seed")
+            out[id(term)] = q.ppf(term_uniforms(seed, first_block, math.ceil(n / BLOCK), n, t))
+    return out
 
 
 _MECHANICS = {
-    ServiceFees: service_fees,
     Milestone: milestone,
-    Supply: supply,
     CostShare: cost_share,
     CancellationFee: cancellation_fee,
     Option: option,
@@ -389,13 +412,16 @@ _MECHANICS = {
 
 
 def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger,
-             own: Ledger | None = None) -> None:
+             own: Ledger | None = None, draws: dict[int, Any] | None = None) -> None:
     """Book one term's net payments to the partner into ``led``.
 
     ``own`` receives what the term changes in the partner's own flows with third parties (a
-    capacity reservation's cost and resale income); no other kind has any.
+    capacity reservation's cost and resale income); no other kind has any. ``draws`` maps
+    ``id(term)`` to the term's price index on each path (see :func:`escalation_draws`).
     """
     n = program.n
+    draws = draws if draws is not None else escalation_draws(deal, None, 0, n)
+    esc = draws.get(id(term), 0.0)
     if isinstance(term, Upfront):
         led.lump(np.zeros(n), _sign(term) * term.amount)
         return
@@ -403,19 +429,25 @@ def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: L
     if isinstance(term, Royalty):
         royalty(term, _streams(term, [sales[c] for c in covered]), deal.horizon_years, led)
     elif isinstance(term, Supply) and term.markup_tiers is not None:
-        tiered_supply(term, deal, program, sales, led)
+        tiered_supply(term, deal, program, sales, led, esc)
+    elif isinstance(term, Supply):
+        for c in covered:
+            supply(term, program.candidates[c], sales[c], led, esc)
+    elif isinstance(term, ServiceFees):
+        for c in covered:
+            service_fees(term, program.candidates[c], sales[c], led, esc)
     elif isinstance(term, Milestone) and term.event == "approval_count":
         led.lump(approval_count_time(term, program, covered), _sign(term) * term.amount)
     elif isinstance(term, SuccessRebate):
         for c in covered:
-            success_rebate(term, deal, program, c, led)
+            success_rebate(term, deal, program, c, led, draws)
     elif isinstance(term, CapacityReservation):
         own = own if own is not None else Ledger(n)
         failed = [failure_time(program.candidates[c]) for c in covered]
         if term.scope == "program":  # released when every covered candidate has failed
             failed = [np.max(np.stack(failed), axis=0)]
         for failed_at in failed:
-            capacity_reservation(term, failed_at, led, own)
+            capacity_reservation(term, failed_at, led, own, esc)
     elif isinstance(term, Option):
         led.lump(np.zeros(n), _sign(term) * term.option_fee)
         for c in covered:
@@ -425,6 +457,71 @@ def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: L
         for c in covered:
             mechanics(term, program.candidates[c], sales[c], led)
 
+
+
+# --------------------------------------------------------------------------- fee credits
+
+
+def credit_arrivals(deal: Deal, program: ProgramPaths, sales: list[Sales]) -> list[tuple[int, np.ndarray, float]]:
+    """Every creditable payment to the partner: (term index, when on each path, amount)."""
+    n = program.n
+    out = []
+    for i, term in enumerate(deal.terms):
+        if not getattr(term, "creditable", False) or term.payee != "partner":
+            continue
+        if isinstance(term, Upfront):
+            out.append((i, np.zeros(n), term.amount))
+        elif term.event == "approval_count":
+            out.append((i, approval_count_time(term, program, deal.covered(term)), term.amount))
+        else:
+            for c in deal.covered(term):
+                when = milestone_time(term, program.candidates[c], sales[c], n)
+                if when is not None:
+                    out.append((i, when, term.amount))
+    return out
+
+
+def fee_credits(deal: Deal, program: ProgramPaths, sales: list[Sales], ledgers: list[Ledger]) -> None:
+    """Credit each creditable payment against the service fees that come after it, in time order.
+
+    The credits form one balance per path. From each credit's arrival to the next, the balance
+    pays the deal's service fees as they fall due (deferred parts included) until it is used up;
+    the fees so paid are booked, negative, into the ledger of the term whose credit opened that
+    stretch. The moment the balance runs out is found by bisection on the fees paid so far (a
+    deferred fee that the balance covers only in part is credited in part).
+    """
+    arrivals = credit_arrivals(deal, program, sales)
+    if not arrivals:
+        return
+    n, H = program.n, deal.horizon_years
+    paid_to_partner = [ledgers[i] for i, t in enumerate(deal.terms) if isinstance(t, ServiceFees)
+                       and t.payee == "partner"]
+    fees = Ledger.combine(paid_to_partner, n).clipped(np.zeros(n), np.full(n, float(H)))  # chains as spans
+    times = np.stack([when for _, when, _ in arrivals], axis=1)
+    order = np.argsort(times, axis=1, kind="stable")
+    times = np.take_along_axis(times, order, axis=1)
+    amounts = np.array([a for _, _, a in arrivals])[order]
+    owners = np.array([i for i, _, _ in arrivals])[order]
+    balance = np.zeros(n)
+    for j in range(times.shape[1]):
+        active = times[:, j] < H
+        t0 = np.where(active, times[:, j], float(H))
+        t1 = np.minimum(times[:, j + 1], H) if j + 1 < times.shape[1] else np.full(n, float(H))
+        balance = balance + np.where(active, amounts[:, j], 0.0)
+        available = fees.clipped(t0, t1).total(H)
+        enough = available <= balance
+        lo, hi = t0.copy(), t1.copy()
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            covered = fees.clipped(t0, mid).total(H) <= balance
+            lo, hi = np.where(covered, mid, lo), np.where(covered, hi, mid)
+        stop = np.where(enough, t1, lo)
+        rest = np.where(enough | ~active, 0.0, balance - fees.clipped(t0, stop).total(H))
+        for owner in np.unique(owners[:, j]):
+            mask = active & (owners[:, j] == owner)
+            ledgers[owner].absorb(fees.clipped(t0, stop, scale=-1.0, mask=mask))
+            ledgers[owner].lump(np.where(mask & (rest > 0.0), stop, np.inf), -rest)
+        balance = np.where(enough, balance - available, 0.0)
 
 
 # --------------------------------------------------------------------------- headline figures

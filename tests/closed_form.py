@@ -96,15 +96,27 @@ class Cand:
         return sum(d.spread(q * factor, a, b) for a, b, q in self.sales_pieces())
 
 
-def spread_esc(d: Disc, rate: float, a: float, b: float, e: float = 0.0) -> float:
-    """PV of ``rate`` a year over [a, b) under a yearly price index e (x (1 + e)^i in calendar year i)."""
+def index_factor(e, i: int) -> float:
+    """Expected price-index factor E[(1 + e)^i] of calendar year i: e a number, or a uniform distribution
+    ({dist: uniform, low: a, high: b}: the integral of (1 + x)^i over [a, b], divided by b - a)."""
+    if isinstance(e, dict):
+        a, b = e["low"], e["high"]
+        return ((1 + b) ** (i + 1) - (1 + a) ** (i + 1)) / ((i + 1) * (b - a))
+    return (1 + e) ** i
+
+
+def spread_esc(d: Disc, rate: float, a: float, b: float, e=0.0) -> float:
+    """PV of ``rate`` a year over [a, b) under a yearly price index e (x (1 + e)^i in calendar year i).
+
+    The PV is linear in each year's factor, so a random index enters through E[(1 + e)^i].
+    """
     if e == 0.0:
         return d.spread(rate, a, b)
-    return sum(d.spread(rate * (1 + e) ** i, max(a, i), min(b, i + 1)) for i in range(101))
+    return sum(d.spread(rate * index_factor(e, i), max(a, i), min(b, i + 1)) for i in range(101))
 
 
-def lump_esc(d: Disc, amount: float, t: float, e: float = 0.0) -> float:
-    return amount * (1 + e) ** math.floor(max(t, 0.0)) * d.lump(t) if math.isfinite(t) else 0.0
+def lump_esc(d: Disc, amount: float, t: float, e=0.0) -> float:
+    return amount * index_factor(e, math.floor(max(t, 0.0))) * d.lump(t) if math.isfinite(t) else 0.0
 
 
 def phase_pv(c: Cand, amounts: list[float], d: Disc, e: float = 0.0, reach: list[float] | None = None) -> float:

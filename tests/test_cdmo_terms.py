@@ -22,7 +22,7 @@ OPTION = {"kind": "option", "exercise_at": "phase3_start", "royalty_rate": 0.02}
     (RESERVATION | {"minimum_commitment": 40.0}, "terms[0].minimum_commitment: 40 is more than the whole reservation"),
     (RESERVATION | {"scope": "portfolio"}, "terms[0].scope: must be one of"),
     (RESERVATION | {"resale_utilisation": 1.5}, "terms[0].resale_utilisation: must be <= 1"),
-    (RESERVATION | {"escalation": 2.0}, "terms[0].escalation: must be <= 1"),
+    (RESERVATION | {"escalation": 2.0}, "terms[0].escalation: must be between -0.5 and 1 (got 2)"),
     ({"kind": "cancellation_fee"}, "terms[0].fraction_of_next_phase: give it or an amount above 0"),
     ({"kind": "cancellation_fee", "fraction_of_next_phase": 1.5}, "terms[0].fraction_of_next_phase: must be <= 1"),
     ({"kind": "success_rebate", "fraction": 0.0}, "terms[0].fraction: must be > 0"),
@@ -96,3 +96,55 @@ def test_cumulative_sales_milestone_worked_number():
     deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=[term]))
     result = dm.simulate(deal, paths=50, seed=0)
     assert result.term_pv[0] == pytest.approx(np.full(50, 10 * 1.1 ** -(6.65 + 3 + 60 / 800)), rel=1e-12)
+
+
+def test_a_random_price_index_is_drawn_per_path_from_its_own_stream():
+    # One certain path of the program; the only randomness is the index, uniform on [0, 8%].
+    fees = {"kind": "service_fees", "markup": 0.2, "escalation": {"dist": "uniform", "low": 0.0, "high": 0.08}}
+    data = base_deal(candidates=[_sure(candidate("A"))], terms=[fees])
+    deal = dm.parse_deal(data)
+    result = dm.simulate(deal, paths=20_000, seed=5)
+    pv = result.term_pv[0]
+    assert pv.std() > 0.01 * pv.mean()  # it varies by path ...
+    lo = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))],
+                                             terms=[fees | {"escalation": 0.0}])), paths=10, seed=5).term_pv[0][0]
+    hi = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))],
+                                             terms=[fees | {"escalation": 0.08}])), paths=10, seed=5).term_pv[0][0]
+    assert lo < pv.min() and pv.max() < hi  # ... between its value at the two ends of the index's range
+    again = dm.simulate(deal, paths=20_000, seed=5, chunk_size=8192, threads=2)
+    np.testing.assert_array_equal(again.term_pv[0], pv)  # reproducible whatever the chunking
+    plain = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))])), paths=20_000, seed=5)
+    np.testing.assert_array_equal(plain.npv["program"], result.npv["program"])  # the program's paths do not move
+
+
+def test_a_creditable_upfront_pays_the_later_fees_until_used_up():
+    # One candidate from phase 2 (3.25 y, 2.6 y, 0.8 y; partner cost 20, 50, 5); fees at cost + 20%, 30% of
+    # each phase's fees deferred to its success with a 50% premium; an upfront of 40 creditable against them.
+    # On a path that passes phase 2 the credit pays: phase 2's fees, 1.2 x 20 x 0.7 = 16.8 a year-share over
+    # [0, 3.25); phase 2's deferred 1.2 x 20 x 0.3 x 1.5 = 10.8 at 3.25; then phase 3's fees, 42 over 2.6 years
+    # (16.15 a year), until the remaining 40 - 27.6 = 12.4 run out at 3.25 + 12.4 / 16.15.
+    # On a path that fails phase 2, only phase 2's 16.8: the rest of the credit is never used.
+    fees = {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5}
+    upfront = {"kind": "upfront", "amount": 40.0, "creditable": True}
+    deal = dm.parse_deal(base_deal(terms=[fees, upfront]))
+    result = dm.simulate(deal, paths=40_000, seed=8)
+    g = np.log(1.1)
+
+    def spread(rate, a, b):  # PV at the partner's 10%
+        return rate * (1.1**-a - 1.1**-b) / g
+
+    fails_phase2 = spread(16.8 / 3.25, 0.0, 3.25)
+    stop = 3.25 + 12.4 / (42 / 2.6)
+    passes_phase2 = fails_phase2 + 10.8 * 1.1**-3.25 + spread(42 / 2.6, 3.25, stop)
+    p_pass = result.candidates["A"]["prob_reach_phase3"]  # realised frequency: the check is to rounding
+    expected = 40.0 - ((1 - p_pass) * fails_phase2 + p_pass * passes_phase2)
+    assert result.term_pv[1].mean() == pytest.approx(expected, rel=1e-9)
+    # what the sponsor saves the partner does not receive: the fees' PV falls by nothing, the upfront's by it
+    plain = dm.simulate(dm.parse_deal(base_deal(terms=[fees, upfront | {"creditable": False}])), paths=40_000, seed=8)
+    np.testing.assert_allclose(result.term_pv[0], plain.term_pv[0], rtol=1e-12)
+    assert result.npv["partner"].mean() < plain.npv["partner"].mean() - 10.0
+    # and the yearly table shows the credit where it is used: year 4 (from 4.0) holds the end of it
+    flows = result.cash_flows("partner") - plain.cash_flows("partner")
+    passed = np.isfinite(result.npv["partner"]) & (flows[:, 3] < -1e-9)
+    assert passed.any()
+    assert np.allclose(flows[:, 5:], 0.0)  # nothing credited after 4.02 years

@@ -75,6 +75,9 @@ TERMS = {
     "supply_escalated": [{"kind": "supply", "markup": 0.2, "escalation": 0.03}],
     "fees_escalated": [{"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5,
                         "escalation": 0.04}],
+    "fees_escalated_by_a_random_index": [
+        {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5,
+         "escalation": {"dist": "uniform", "low": 0.0, "high": 0.08}}],
     "milestone_cumulative_sales": [{"kind": "milestone", "event": "cumulative_sales", "threshold": 1500.0,
                                     "amount": 12.0}],
     "milestone_first_approval": [{"kind": "milestone", "event": "approval_count", "count": 1, "amount": 25.0}],
