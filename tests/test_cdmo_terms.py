@@ -148,3 +148,36 @@ def test_a_creditable_upfront_pays_the_later_fees_until_used_up():
     passed = np.isfinite(result.npv["partner"]) & (flows[:, 3] < -1e-9)
     assert passed.any()
     assert np.allclose(flows[:, 5:], 0.0)  # nothing credited after 4.02 years
+
+
+@pytest.mark.parametrize(("start", "fail", "notice", "minimum", "escalation"), [
+    (5.0, "phase2", 1.0, 0.0, 0.0),    # fails (3.25) and is released (4.25) before the reservation starts: nothing
+    (0.5, "phase2", 1.0, 20.0, 0.05),  # an indexed fee: 4 x 1.05^i in year i; the true-up on the indexed total
+    (0.5, None, 0.0, 0.0, 0.05),       # approved: the whole reservation, to 9 years, indexed
+])
+def test_reservation_by_hand_on_one_path(start, fail, notice, minimum, escalation):
+    term = RESERVATION | {"start_years": start, "notice_years": notice, "minimum_commitment": minimum,
+                          "escalation": escalation, "partner_cost_per_year": 1.0, "resale_utilisation": 0.5}
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"), fail_phase=fail)], terms=[term]))
+    result = dm.simulate(deal, paths=20, seed=0)
+    failed_at = 3.25 if fail else np.inf
+    release = min(max(failed_at + notice, start), 9.0)
+    g = np.log(1.1)
+    fee = paid = 0.0
+    for year in range(10):  # the fee over [start, release), year by year with its index
+        a, b = max(start, year), min(release, year + 1)
+        if b > a:
+            fee += 4 * (1 + escalation) ** year * (1.1**-a - 1.1**-b) / g
+            paid += 4 * (1 + escalation) ** year * (b - a)
+    if release < 9.0:
+        fee += max(minimum - paid, 0.0) * 1.1**-release
+    assert result.term_pv[0] == pytest.approx(np.full(20, fee), rel=1e-12, abs=1e-12)
+    # the partner's own capacity flows: its cost over [start, 9), resale of half the indexed fee after release
+    own = -1.0 * (1.1**-start - 1.1**-9.0) / g
+    for year in range(10):
+        a, b = max(release, year), min(9.0, year + 1)
+        if b > a:
+            own += 0.5 * 4 * (1 + escalation) ** year * (1.1**-a - 1.1**-b) / g
+    partner_own = result.npv["partner"] - result.term_pv[0]
+    plain = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"), fail_phase=fail)])), paths=20, seed=0)
+    assert partner_own - plain.npv["partner"] == pytest.approx(np.full(20, own), rel=1e-12, abs=1e-12)

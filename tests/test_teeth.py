@@ -166,3 +166,17 @@ def test_risk_and_value_share_are_undefined_where_they_mean_nothing():
     # and a clear case stays defined: shares of 3/4 and 1/4
     npv = {"sponsor": np.full(4, 30.0), "partner": np.full(4, 10.0), "program": np.array([1.0, 2, 3, 4])}
     assert metrics.summarize(npv).loc["sponsor", "value_share"] == pytest.approx(0.75)
+
+
+def test_notes_say_exactly_why_and_nothing_when_all_is_defined():
+    rng = np.random.default_rng(2)
+    normal = {"sponsor": rng.normal(10, 5, 500), "partner": rng.normal(5, 2, 500), "program": rng.normal(15, 6, 500)}
+    assert metrics.notes(normal) == []
+    flat = np.ones(500)
+    assert metrics.notes({"sponsor": flat, "partner": flat, "program": flat}) == [
+        "risk_share is undefined: the program's NPV does not vary across paths, so there is no program risk to share"]
+    cancel = {"sponsor": np.full(4, 2.0), "partner": np.full(4, -2.0), "program": np.array([1.0, 2, 3, 4])}
+    assert metrics.notes(cancel) == ["value_share is undefined: the two parties' expected NPVs add up to zero"]
+    broken = {**normal, "partner": np.r_[normal["partner"][:-1], np.inf]}
+    assert metrics.notes(broken)[-1] == ("some NPVs are not finite numbers; the figures that depend on them are "
+                                         "left out")
