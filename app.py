@@ -352,6 +352,9 @@ def main() -> None:
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
                     "Compare & solve"])
     with tabs[0]:
+        st.caption(f"Biobucks {money(result.biobucks)} · total contract value {money(result.total_contract_value)} · "
+                   f"expected PV of every payment to the partner {money(result.expected_pv_to_partner)} "
+                   f"({currency} millions; definitions in docs/methodology.md)")
         st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
         payments = pd.Series(result.payments_by_kind(), name="expected PV to partner").rename_axis("term kind")
         st.dataframe(payments.to_frame().style.format("{:,.1f}"))
@@ -398,6 +401,7 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     shown = pd.DataFrame({
         "biobucks": t["biobucks"],
         "contract value": t["total_contract_value"],
+        "PV to partner": t["expected_pv_to_partner"],
         "sponsor eNPV": t["sponsor_expected_npv"],
         "partner eNPV": t["partner_expected_npv"],
         "partner P5": t["partner_p5"],

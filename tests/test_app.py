@@ -224,3 +224,11 @@ def test_an_uploaded_structure_can_be_removed(monkeypatch):
     assert not at.exception
     assert "Single candidate — phase 2 antibody" not in at.selectbox(key="selected").options
     assert at.selectbox(key="selected").value == "Reference program — hybrid"
+
+
+def test_the_three_headline_figures_are_shown(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0)
+    caption = next(c.value for c in at.main.caption if c.value.startswith("Biobucks"))
+    assert f"expected PV of every payment to the partner {result.expected_pv_to_partner:,.1f}" in caption
+    assert f"total contract value {result.total_contract_value:,.1f}" in caption
