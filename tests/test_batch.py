@@ -182,3 +182,45 @@ def test_cli_batch_refuses_a_bad_grid_and_output(tmp_path, capsys):
     assert main(["batch", FILES[0], "--out", str(tmp_path / "r.pdf")]) == 2
     assert "--out must end in" in capsys.readouterr().err
     assert main(["batch", str(SAMPLES / "nothing_here"), "--out", str(tmp_path / "r.csv")]) == 2
+
+
+def test_sigterm_ends_the_run_and_its_worker_processes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "results.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "dealmodel", "batch", *FILES, "--paths", "2000000", "--workers",
+                             "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def children() -> set[int]:
+        found = set()
+        for task in Path(f"/proc/{proc.pid}/task").glob("*"):
+            try:
+                found |= {int(p) for p in (task / "children").read_text().split()}
+            except OSError:
+                pass
+        return found
+
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers |= children()
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the worker processes did not start"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again to resume" in err
+    deadline = time.monotonic() + 15
+    alive = workers
+    while time.monotonic() < deadline and alive:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]}
+        time.sleep(0.2)
+    assert not alive, f"worker processes still running after SIGTERM: {sorted(alive)}"
+    assert not out.exists()
+    assert (tmp_path / "results.csv.partial.jsonl").exists()  # kept for a resume
