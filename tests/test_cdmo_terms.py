@@ -181,3 +181,16 @@ def test_reservation_by_hand_on_one_path(start, fail, notice, minimum, escalatio
     partner_own = result.npv["partner"] - result.term_pv[0]
     plain = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"), fail_phase=fail)])), paths=20, seed=0)
     assert partner_own - plain.npv["partner"] == pytest.approx(np.full(20, own), rel=1e-12, abs=1e-12)
+
+
+def test_each_term_and_block_has_its_own_random_stream():
+    # The contract (docs/methodology.md): block b of term t draws from SeedSequence(seed, spawn_key=(b, 1_000_000 + t))
+    from dealmodel.program import BLOCK, term_uniforms
+
+    u = term_uniforms(3, 0, 2, 2 * BLOCK, 0)
+    assert not np.array_equal(u[:BLOCK], u[BLOCK:])  # another block, other numbers
+    assert not np.array_equal(u, term_uniforms(3, 0, 2, 2 * BLOCK, 1))  # another term, other numbers
+    np.testing.assert_array_equal(u[BLOCK:], term_uniforms(3, 1, 1, BLOCK, 0))  # a block is the same wherever it runs
+    stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(3, spawn_key=(1, 1_000_000))))
+    np.testing.assert_array_equal(u[BLOCK:], stream.random(BLOCK))
+    assert abs(u.mean() - 0.5) < 0.01
