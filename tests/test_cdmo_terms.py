@@ -194,3 +194,23 @@ def test_each_term_and_block_has_its_own_random_stream():
     stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(3, spawn_key=(1, 1_000_000))))
     np.testing.assert_array_equal(u[BLOCK:], stream.random(BLOCK))
     assert abs(u.mean() - 0.5) < 0.01
+
+
+def test_a_random_index_on_supply_follows_each_paths_own_draw():
+    # One certain path of the program (launch at 6.65, sales 160, 480, 800, ... a year); supply at COGS (10%) + 20%,
+    # its price indexed by e ~ uniform(0, 10%) drawn per path: the PV on each path, by hand, with that path's e.
+    from dealmodel.program import term_uniforms
+
+    supply = {"kind": "supply", "markup": 0.2, "escalation": {"dist": "uniform", "low": 0.0, "high": 0.1}}
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=[supply], horizon_years=12))
+    result = dm.simulate(deal, paths=300, seed=6)
+    e = 0.1 * term_uniforms(6, 0, 1, 300, 0)
+    launch, g = 6.65, np.log(1.1)
+    expected = np.zeros(300)
+    for k, sales in enumerate([160.0, 480.0, 800.0, 800.0, 800.0, 800.0]):
+        a, b = launch + k, min(launch + k + 1, 12.0)
+        for year in range(int(a), int(np.ceil(b))):
+            lo, hi = max(a, year), min(b, year + 1)
+            if hi > lo:
+                expected += sales * 0.1 * 1.2 * (1 + e) ** year * (1.1**-lo - 1.1**-hi) / g
+    np.testing.assert_allclose(result.term_pv[0], expected, rtol=1e-12)
