@@ -68,3 +68,12 @@ def test_empty_and_instant_intervals():
     np.testing.assert_allclose(led.total(10), [9.0, 13.0], rtol=1e-12)
     np.testing.assert_allclose(led.annual(4), [[5 + 2, 2, 0, 0], [0, 3, 3, 7]], atol=1e-12)
     assert led.pv(Discount(0.1, 10))[1] == pytest.approx(3 * (V - V**3) / LN + 7 * V**3, rel=1e-12)
+
+
+def test_no_amount_is_special():
+    # a payment of exactly 1 or a rate of exactly 1 counts like any other; only zeros and never-paid lumps drop
+    led = Ledger(1)
+    led.lump(np.array([0.5, 2.0, np.inf]), np.array([1.0, 0.0, 5.0]))
+    led.span(np.array([1.0]), np.array([3.0]), 1.0)
+    assert led.total(10)[0] == pytest.approx(1.0 + 2.0, rel=1e-15)
+    np.testing.assert_allclose(led.annual(4)[0], [1.0, 1.0, 1.0, 0.0])
