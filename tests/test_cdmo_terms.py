@@ -193,6 +193,8 @@ def test_each_term_and_block_has_its_own_random_stream():
     np.testing.assert_array_equal(u[BLOCK:], term_uniforms(3, 1, 1, BLOCK, 0))  # a block is the same wherever it runs
     stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(3, spawn_key=(1, 1_000_000))))
     np.testing.assert_array_equal(u[BLOCK:], stream.random(BLOCK))
+    third = np.random.Generator(np.random.PCG64(np.random.SeedSequence(3, spawn_key=(0, 1_000_002))))
+    np.testing.assert_array_equal(term_uniforms(3, 0, 1, BLOCK, 2), third.random(BLOCK))  # term 2's own stream
     assert abs(u.mean() - 0.5) < 0.01
 
 
