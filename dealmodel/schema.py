@@ -376,14 +376,7 @@ class Royalty(_CandidateTerm):
     @model_validator(mode="after")
     def _tiers(self) -> Royalty:
         problems = _Problems()
-        if self.tiers[0].above != 0:
-            problems.add("tiers[0].above", f"the first tier must start at 0 (got {self.tiers[0].above:g})")
-        for i in range(1, len(self.tiers)):
-            if not self.tiers[i].above > self.tiers[i - 1].above:
-                problems.add(
-                    f"tiers[{i}].above",
-                    f"tiers must be ascending (got {self.tiers[i].above:g} after {self.tiers[i - 1].above:g})",
-                )
+        _check_ascending(self.tiers, "tiers", problems)
         problems.raise_if_any()
         return self
 
