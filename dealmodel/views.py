@@ -12,11 +12,15 @@ import pandas as pd
 from dealmodel.compare import Comparison, exceedance
 from dealmodel.result import SimulationResult
 
-FIXED_KINDS = ("service_fees", "upfront", "milestone")
+FIXED_KINDS = ("service_fees", "upfront", "milestone", "capacity_reservation")
+"""Term kinds counted in the total contract value: the bridge's "risk and timing" step is theirs."""
 _KIND_LABELS = {
     "royalty": "Royalties",
     "supply": "Supply margin revenue",
     "cost_share": "Cost / profit share",
+    "cancellation_fee": "Wind-down fees",
+    "success_rebate": "Success rebates",
+    "option": "Option fees and royalty",
 }
 
 

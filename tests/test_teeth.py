@@ -180,3 +180,16 @@ def test_notes_say_exactly_why_and_nothing_when_all_is_defined():
     broken = {**normal, "partner": np.r_[normal["partner"][:-1], np.inf]}
     assert metrics.notes(broken)[-1] == ("some NPVs are not finite numbers; the figures that depend on them are "
                                          "left out")
+
+
+@pytest.mark.parametrize("structure", ["hybrid", "cdmo_risk_share", "revenue_share"])
+def test_the_value_bridge_closes_at_the_partners_enpv(structure):
+    from dealmodel import views
+    from tests.conftest import REFERENCE
+
+    result = dm.simulate(dm.load_deal(REFERENCE[structure]), paths=5_000, seed=1)
+    frame = views.bridge_frame(result)
+    steps = frame[frame["kind"] != "total"]
+    assert frame.iloc[0]["end"] == pytest.approx(result.total_contract_value)
+    assert frame.iloc[0]["end"] + steps["amount"].sum() == pytest.approx(result.npv["partner"].mean(), rel=1e-12)
+    assert frame.iloc[-1]["end"] == pytest.approx(result.npv["partner"].mean(), rel=1e-12)
