@@ -95,8 +95,10 @@ class Ledger:
         object for chains on the same boundaries so their discount integrals are shared.
         """
         if np.any(index):
-            self.span(bounds[:, :-1], bounds[:, 1:], rates, rows, index)
-            return
+            if not np.isfinite(bounds).all():
+                self.span(bounds[:, :-1], bounds[:, 1:], rates, rows, index)
+                return
+            bounds, rates = self._split_at_new_year(bounds, rates, rows, index)
         self._chains.append((None if rows is None else np.asarray(rows, dtype=np.int64), bounds, rates))
         self._flat = None
 
@@ -111,6 +113,19 @@ class Ledger:
         self.chain(bounds, np.where(instant, 0.0, amount / np.where(instant, 1.0, duration)), rows, index)
         if instant.any():
             self.lump(np.where(instant, bounds[:, :-1], np.inf), amount, rows, index)
+
+    def _split_at_new_year(self, bounds: np.ndarray, rates: np.ndarray, rows: np.ndarray | None, index):
+        """A chain cut at every 1 January it crosses, each piece at its calendar year's price index."""
+        growth = 1.0 + self._per_row(index, (bounds.shape[0],), rows)
+        first = int(np.floor(np.clip(bounds.min(), 0.0, _YEARS)))
+        last = int(np.ceil(np.clip(bounds.max(), 0.0, _YEARS)))
+        years = np.arange(first + 1, last, dtype=float)
+        cuts = np.clip(years[None, :], bounds[:, :1], bounds[:, -1:])  # outside a row's chain: empty pieces
+        merged = np.sort(np.concatenate([bounds, cuts], axis=1), axis=1)
+        mid = 0.5 * (merged[:, :-1] + merged[:, 1:])
+        piece = (mid[:, :, None] >= bounds[:, None, 1:-1]).sum(axis=2)  # which interval of the chain
+        year = np.floor(np.clip(mid, 0.0, _YEARS))
+        return merged, np.take_along_axis(rates, piece, axis=1) * growth[:, None] ** year
 
     def _per_row(self, index, shape: tuple[int, ...], rows: np.ndarray | None) -> np.ndarray:
         """A price index given per path ``(n,)`` (or one number), laid out like a booking of ``shape``."""
