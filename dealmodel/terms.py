@@ -407,7 +407,6 @@ _MECHANICS = {
     Milestone: milestone,
     CostShare: cost_share,
     CancellationFee: cancellation_fee,
-    Option: option,
 }
 
 
