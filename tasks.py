@@ -84,8 +84,9 @@ def mutate() -> None:
     shows one. Results are kept in mutants/ and a rerun only retests what changed.
     """
     ensure_venv()
-    # one thread: mutmut learns which tests reach a function only from calls on the main thread
-    env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1"}
+    # one thread: mutmut learns which tests reach a function only from calls on the main thread;
+    # the NumPy reference engine: the compiled kernel is checked against it path by path (test_kernel)
+    env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1", "DEALMODEL_ENGINE": "numpy"}
     mutmut = str(BIN / "mutmut")
     workers = str(max(1, os.cpu_count() or 1))
     print("+ mutmut run", flush=True)

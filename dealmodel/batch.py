@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dealmodel.compare import comparison_row, program_key
+from dealmodel.compare import comparison_row
 from dealmodel.edit import ParameterError, set_value
-from dealmodel.engine import MAX_PATHS, value_paths
+from dealmodel.engine import MAX_PATHS, program_key, value_paths_many
 from dealmodel.io import DealError, load_deal, parse_text, read_text_file
 from dealmodel.metrics import summarize
 from dealmodel.program import BLOCK
@@ -126,10 +126,15 @@ def read_grid(path: str | os.PathLike[str]) -> dict[str, list[float]]:
 # --------------------------------------------------------------------------- running tasks
 
 
-def _task(index: int, first: int, deal: Deal, seed: int, n: int) -> tuple[int, int, dict[str, np.ndarray]]:
+GROUP = 8
+"""Items sharing a program valued in one task (one program simulation for all of them)."""
+
+
+def _task(indices: tuple[int, ...], first: int, deals: tuple[Deal, ...], seed: int, n: int,
+          ) -> tuple[tuple[int, ...], int, list[dict[str, np.ndarray]]]:
     """One unit of work (module level so that processes and Dask workers can import it)."""
-    out = value_paths(deal, seed, first, n)
-    return index, first, {**out["npv"], "payments": out["term_pv"].sum(axis=0)}
+    outs = value_paths_many(list(deals), seed, first, n)
+    return indices, first, [{**out["npv"], "payments": out["term_pv"].sum(axis=0)} for out in outs]
 
 
 def _serial(tasks: list[tuple]) -> Iterator[tuple]:
@@ -228,8 +233,12 @@ def value_items(
     to_value = [i for i in valid if i not in resumed]
     if baseline is not None and baseline in resumed and to_value:
         to_value.insert(0, baseline)  # its paths are needed for the others' paired differences
-    tasks = [(i, first, items[i].deal, seed, min(task_paths, paths - first))
-             for i in to_value for first in range(0, paths, task_paths)]
+    shared: dict[str, list[int]] = {}  # items on one program, valued together in groups of GROUP
+    for i in to_value:
+        shared.setdefault(program_key(items[i].deal), []).append(i)
+    groups = [tuple(ids[k:k + GROUP]) for ids in shared.values() for k in range(0, len(ids), GROUP)]
+    tasks = [(ids, first, tuple(items[i].deal for i in ids), seed, min(task_paths, paths - first))
+             for ids in groups for first in range(0, paths, task_paths)]
     per_item = math.ceil(paths / task_paths)
     rows: dict[int, dict[str, Any]] = {}
     bar = None
@@ -256,19 +265,20 @@ def value_items(
     waiting: list[int] = []
     done = 0
     try:
-        for index, first, npv in _run(tasks, n_jobs, backend, scheduler):
-            chunks[index][first] = npv
+        for indices, first, npvs in _run(tasks, n_jobs, backend, scheduler):
             done += 1
             if progress is not None:
                 progress(done, len(tasks))
-            if len(chunks[index]) < per_item:
-                continue
-            parts = chunks.pop(index)
-            finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)])
-                               for p in ("sponsor", "partner", "program", "payments")}
-            if index == baseline:
-                base_npv = finished[index]
-            waiting.append(index)
+            for index, npv in zip(indices, npvs, strict=True):
+                chunks[index][first] = npv
+                if len(chunks[index]) < per_item:
+                    continue
+                parts = chunks.pop(index)
+                finished[index] = {p: np.concatenate([parts[f][p] for f in sorted(parts)])
+                                   for p in ("sponsor", "partner", "program", "payments")}
+                if index == baseline:
+                    base_npv = finished[index]
+                waiting.append(index)
             if base_npv is None:
                 continue  # rows need the baseline's paths for their paired differences
             for j in waiting:

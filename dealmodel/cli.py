@@ -187,7 +187,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline:
         baseline = next(label for label, (_, path) in loaded.items() if path == args.baseline)
-    update, close = _progress(_show(args), "deal")
+    update, close = _progress(_show(args), "path")
     try:
         comparison = compare({k: d for k, (d, _) in loaded.items()}, paths=args.paths, seed=args.seed,
                              baseline=baseline, progress=update, sources={k: p for k, (_, p) in loaded.items()},

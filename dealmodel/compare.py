@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dealmodel import metrics
-from dealmodel.engine import simulate
+from dealmodel.engine import program_key, simulate_many
 from dealmodel.limits import check_run
 from dealmodel.result import PARTIES, SimulationResult
 from dealmodel.schema import Deal
@@ -31,11 +31,6 @@ COMPARE_METRICS = (
     "risk_share",
     "value_share",
 )
-
-
-def program_key(deal: Deal) -> str:
-    """Everything of a deal but its name and terms: deals with equal keys share program paths."""
-    return deal.model_dump_json(exclude={"name", "description", "terms"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +91,7 @@ def compare(
     progress: Callable[[int, int], None] | None = None,
     sources: Mapping[str, str] | None = None,
     keep_flows: bool = True,
+    engine: str | None = None,
 ) -> Comparison:
     """Value any number of deal variants on the same program paths and set them side by side.
 
@@ -106,8 +102,10 @@ def compare(
     baseline's program paths), the paired difference
     against the baseline ``{party}_diff`` with its standard error ``{party}_diff_se``, and the
     **joint gain** (sponsor's change + partner's change) with its standard error.
-    ``progress(done, total)`` is called after each variant. ``keep_flows=False`` keeps NPVs only
-    (no yearly table): what a large run needs.
+    Variants that share a program are valued in one pass (one program simulation per chunk).
+    ``progress(done, total)`` is called after each chunk (paths x program groups).
+    ``keep_flows=False`` keeps NPVs only (no yearly table): what a large run needs. ``engine``:
+    see :func:`~dealmodel.engine.simulate`.
     """
     if isinstance(deals, Mapping):
         labelled = dict(deals)
@@ -132,11 +130,8 @@ def compare(
     deals_ = list(labelled.values())
     check_run(paths, max(len(d.candidates) for d in deals_), max(d.horizon_years for d in deals_),
               max(len(d.terms) for d in deals_), len(deals_), keep_flows)
-    results: dict[str, SimulationResult] = {}
-    for i, (name, deal) in enumerate(labelled.items()):
-        results[name] = simulate(deal, paths=paths, seed=seed, keep_flows=keep_flows)
-        if progress is not None:
-            progress(i + 1, len(labelled))
+    valued = simulate_many(deals_, paths=paths, seed=seed, keep_flows=keep_flows, engine=engine, progress=progress)
+    results = dict(zip(names, valued, strict=True))
     return compare_results(results, baseline=base, sources=sources)
 
 

@@ -101,10 +101,7 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
         payments = Ledger.combine(terms, n).annual(H)
         out["flows"]["sponsor"][:] = sponsor_own.annual(H) - payments
         out["flows"]["partner"][:] = partner_own.annual(H) + payments
-    return [
-        (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
-        for cp in program.candidates
-    ]
+    return _counts(program)
 
 
 def discount_table(deal: Deal) -> dict[str, Discount]:
@@ -117,20 +114,78 @@ def discount_table(deal: Deal) -> dict[str, Discount]:
     }
 
 
-def value_paths(deal: Deal, seed: int, first_path: int, n: int) -> dict:
+def value_paths(deal: Deal, seed: int, first_path: int, n: int, engine: str | None = None) -> dict:
     """NPVs of paths ``[first_path, first_path + n)`` only, without keeping cash flows.
 
     ``first_path`` must start a random-number block (a multiple of :data:`BLOCK`): the unit of
     work for batch runs, whose results then match :func:`simulate` path for path.
     """
+    return value_paths_many([deal], seed, first_path, n, engine)[0]
+
+
+def value_paths_many(deals: list[Deal], seed: int, first_path: int, n: int, engine: str | None = None) -> list[dict]:
+    """:func:`value_paths` of several deals; deals that share a program share its simulation (kernel)."""
     if first_path % BLOCK:
         raise ValueError(f"first_path must be a multiple of {BLOCK} (got {first_path})")
-    out = {
-        "npv": {party: np.empty(n) for party in ("sponsor", "partner", "program")},
-        "term_pv": np.empty((len(deal.terms), n)),
-    }
-    out["counts"] = _value_chunk(deal, seed, first_path // BLOCK, n, discount_table(deal), out)
-    return out
+    engine = resolve_engine(engine)
+    outs = [{"npv": {party: np.empty(n) for party in ("sponsor", "partner", "program")},
+             "term_pv": np.empty((len(deal.terms), n))} for deal in deals]
+    if engine == "numpy":
+        for deal, out in zip(deals, outs, strict=True):
+            out["counts"] = _value_chunk(deal, seed, first_path // BLOCK, n, discount_table(deal), out)
+        return outs
+    from dealmodel import kernel
+
+    groups: dict[str, list[int]] = {}
+    for i, deal in enumerate(deals):
+        groups.setdefault(program_key(deal), []).append(i)
+    for members in groups.values():
+        group = [deals[i] for i in members]
+        plan = kernel.Plan(group)
+        program = simulate_program(group[0], seed, first_path // BLOCK, math.ceil(n / BLOCK), n)
+        out_npv = np.empty((len(group), 3, n))
+        out_tpv = np.empty((int(plan.offsets[-1]), n))
+        kernel.run_chunk(group, plan, program, seed, first_path // BLOCK, False, out_npv, out_tpv,
+                         np.empty((len(group), 2, 0, group[0].horizon_years)))
+        counts = _counts(program)
+        for s, i in enumerate(members):
+            for k, party in enumerate(("sponsor", "partner", "program")):
+                outs[i]["npv"][party][:] = out_npv[s, k]
+            outs[i]["term_pv"][:] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
+            outs[i]["counts"] = counts
+    return outs
+
+
+ENGINES = ("numba", "numpy")
+
+
+def resolve_engine(engine: str | None) -> str:
+    """``numba`` (the compiled kernel) or ``numpy`` (the reference); default: the kernel where it imports.
+
+    ``DEALMODEL_ENGINE`` sets the default (e.g. ``numpy`` for mutation testing of the reference).
+    """
+    from dealmodel import kernel
+
+    if engine is None:
+        engine = os.environ.get("DEALMODEL_ENGINE") or ("numba" if kernel.AVAILABLE else "numpy")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    if engine == "numba" and not kernel.AVAILABLE:
+        raise ValueError("engine 'numba' needs the numba package (pip install numba); engine='numpy' works without it")
+    return engine
+
+
+def program_key(deal: Deal) -> str:
+    """Everything of a deal but its name and terms: deals with equal keys share program paths."""
+    return deal.model_dump_json(exclude={"name", "description", "terms"})
+
+
+def _counts(program: ProgramPaths) -> list:
+    """Per-candidate counts of a chunk: phases reached, approvals, sum of launch times."""
+    return [
+        (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
+        for cp in program.candidates
+    ]
 
 
 def simulate(
@@ -141,75 +196,133 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     threads: int | None = None,
     keep_flows: bool = True,
+    engine: str | None = None,
 ) -> SimulationResult:
     """Value ``deal`` on ``paths`` simulated futures of its program.
 
     Memory is O(chunk_size x candidates x horizon) per thread for the work and
     O(paths x horizon) for the per-path cash flows kept in the result. The result does not
-    depend on ``chunk_size`` or ``threads``: random numbers come in fixed blocks (see
-    :mod:`dealmodel.program`) and per-chunk totals are added in chunk order. ``progress`` is
-    called with the number of paths done after each chunk. ``threads`` defaults to the
-    machine's cores, at most 4, or the environment variable ``DEALMODEL_THREADS`` (NumPy releases
-    the GIL in the heavy kernels).
+    depend on ``chunk_size``, ``threads`` or ``engine`` (to rounding): random numbers come in
+    fixed blocks (see :mod:`dealmodel.program`) and per-chunk totals are added in chunk order.
+    ``progress`` is called with the number of paths done after each chunk. ``threads`` defaults
+    to the machine's cores, at most 4, or the environment variable ``DEALMODEL_THREADS``.
     ``keep_flows=False`` keeps only the NPVs (memory O(paths)): everything but ``per_year``,
-    ``cash_flows`` and ``irr`` still works.
+    ``cash_flows`` and ``irr`` still works. ``engine``: ``"numba"`` (the compiled kernel, the
+    default where numba imports) or ``"numpy"`` (the reference implementation).
+    """
+    report = None if progress is None else (lambda done, _total: progress(done))
+    return simulate_many([deal], paths, seed, chunk_size, report, threads, keep_flows, engine)[0]
+
+
+def simulate_many(
+    deals: list[Deal],
+    paths: int = 10_000,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
+    keep_flows: bool = True,
+    engine: str | None = None,
+) -> list[SimulationResult]:
+    """Value several deals on the same seed: :func:`simulate` of each, in one pass where they share a program.
+
+    With the kernel, deals whose program is the same (:func:`program_key`) are valued together:
+    each chunk's program is simulated once and every structure's terms are booked on it in the
+    same pass over the paths. Results are the same as valuing each deal alone.
+    ``progress(done, total)`` counts paths x program groups.
     """
     chunk = _check_args(paths, seed, chunk_size)
-    T = deal.horizon_years
-    check_run(paths, len(deal.candidates), T, len(deal.terms), 1, keep_flows)
-    df = discount_table(deal)
-    flows = {"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
-    npv = {party: np.empty(paths) for party in df}
-    term_pv = np.empty((len(deal.terms), paths))
-    C = len(deal.candidates)
-    reached_sum = [np.zeros(len(c.remaining_phases())) for c in deal.candidates]
+    engine = resolve_engine(engine)
+    deals = list(deals)
+    for deal in deals:
+        check_run(paths, len(deal.candidates), deal.horizon_years, len(deal.terms), 1, keep_flows)
+    groups: dict[str, list[int]] = {}
+    for i, deal in enumerate(deals):
+        groups.setdefault(program_key(deal) if engine == "numba" else str(i), []).append(i)
+    results: list[SimulationResult | None] = [None] * len(deals)
+    total = paths * len(groups)
+    for g, members in enumerate(groups.values()):
+        def tick(done: int, base: int = g * paths) -> None:
+            if progress is not None:
+                progress(base + done, total)
+
+        group = [deals[i] for i in members]
+        for i, result in zip(members, _simulate_group(group, paths, seed, chunk, tick, threads, keep_flows, engine),
+                             strict=True):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progress: Callable[[int], None],
+                    threads: int | None, keep_flows: bool, engine: str) -> list[SimulationResult]:
+    first = deals[0]
+    T = first.horizon_years
+    S = len(deals)
+    df = discount_table(first)
+    flows = [{"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
+             for _ in deals]
+    npv = [{party: np.empty(paths) for party in df} for _ in deals]
+    term_pv = [np.empty((len(d.terms), paths)) for d in deals]
+    C = len(first.candidates)
+    reached_sum = [np.zeros(len(c.remaining_phases())) for c in first.candidates]
     approved = np.zeros(C)
     launch_sum = np.zeros(C)
+    if engine == "numba":
+        from dealmodel import kernel
 
-    def job(first: int) -> list:
-        n = min(chunk, paths - first)
-        sl = slice(first, first + n)
-        out = {
-            **({"flows": {k: v[sl] for k, v in flows.items()}} if keep_flows else {}),
-            "npv": {k: v[sl] for k, v in npv.items()},
-            "term_pv": term_pv[:, sl],
-        }
-        return _value_chunk(deal, seed, first // BLOCK, n, df, out)
+        plan = kernel.Plan(deals)
+
+    def job(start: int) -> list:
+        n = min(chunk, paths - start)
+        sl = slice(start, start + n)
+        if engine == "numpy":
+            out = {
+                **({"flows": {k: v[sl] for k, v in flows[0].items()}} if keep_flows else {}),
+                "npv": {k: v[sl] for k, v in npv[0].items()},
+                "term_pv": term_pv[0][:, sl],
+            }
+            return _value_chunk(first, seed, start // BLOCK, n, df, out)
+        program = simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n)
+        out_npv = np.empty((S, 3, n))
+        out_tpv = np.empty((int(plan.offsets[-1]), n))
+        out_ann = np.empty((S, 2, n if keep_flows else 0, T))
+        kernel.run_chunk(deals, plan, program, seed, start // BLOCK, keep_flows, out_npv, out_tpv, out_ann)
+        for s in range(S):
+            for i, party in enumerate(("sponsor", "partner", "program")):
+                npv[s][party][sl] = out_npv[s, i]
+            term_pv[s][:, sl] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
+            if keep_flows:
+                flows[s]["sponsor"][sl] = out_ann[s, 0]
+                flows[s]["partner"][sl] = out_ann[s, 1]
+        return _counts(program)
 
     starts = list(range(0, paths, chunk))
     if threads is None:
         threads = int(os.environ.get("DEALMODEL_THREADS", "0")) or min(4, os.cpu_count() or 1)
-    workers = threads
-    workers = max(1, min(workers, len(starts)))
+    workers = max(1, min(threads, len(starts)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # one worker: chunks run on the calling thread (what profilers and mutation testing see)
         done = map(job, starts) if workers == 1 else pool.map(job, starts)
-        for first, counts in zip(starts, done, strict=True):
+        for start, counts in zip(starts, done, strict=True):
             for c, (reached, n_approved, launch_total) in enumerate(counts):
                 reached_sum[c] += reached
                 approved[c] += n_approved
                 launch_sum[c] += launch_total
-            if progress is not None:
-                progress(min(first + chunk, paths))
+            progress(min(start + chunk, paths))
 
     candidates = {}
-    for c, cand in enumerate(deal.candidates):
+    for c, cand in enumerate(first.candidates):
         phases = [p for p, _ in cand.remaining_phases()]
         candidates[cand.name] = {
             "start_phase": cand.start_phase,
             **{f"prob_reach_{p}": float(reached_sum[c][k] / paths) for k, p in enumerate(phases)},
             "prob_approval": float(approved[c] / paths),
             "expected_launch_year": (
-                float(deal.valuation_year + launch_sum[c] / approved[c]) if approved[c] else math.nan
+                float(first.valuation_year + launch_sum[c] / approved[c]) if approved[c] else math.nan
             ),
         }
-    return SimulationResult(
-        deal=deal,
-        paths=paths,
-        seed=seed,
-        headline=headline(deal),
-        npv=npv,
-        flows=flows,
-        term_pv=term_pv,
-        candidates=candidates,
-    )
+    return [
+        SimulationResult(deal=deal, paths=paths, seed=seed, headline=headline(deal), npv=npv[s], flows=flows[s],
+                         term_pv=term_pv[s], candidates={k: dict(v) for k, v in candidates.items()})
+        for s, deal in enumerate(deals)
+    ]

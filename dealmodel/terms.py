@@ -182,8 +182,8 @@ def option(term: Option, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
     s = _sign(term)  # the holder pays the fees; it receives the royalty and the fee cut goes against it
     when = exercise_time(term, cp)
     led.lump(when, s * term.exercise_fee)
-    if term.markup_given_up and term.exercise_at != "approval":
-        k = cp.phase_index(_EXERCISE_PHASE[term.exercise_at])
+    k = None if term.exercise_at == "approval" else cp.phase_index(_EXERCISE_PHASE[term.exercise_at])
+    if term.markup_given_up and k is not None:  # None: the candidate is past the exercise point, never exercised
         nominal = cp.partner_cost / cp.remake[:, None] * cp.reached
         cut = np.where(np.arange(nominal.shape[1])[None, :] >= k, nominal, 0.0) * term.markup_given_up
         led.spread_chain(cp.bounds, s * cut)
@@ -362,7 +362,8 @@ def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepp
                     room = np.maximum(cap - paid, 0.0)
                     amount = r * (stop - start)
                     over = moving & (amount > room)
-                    stop = np.where(over, start + room / np.where(r > 0, r, 1.0), stop)
+                    with np.errstate(over="ignore"):  # a tiny rate: the cap is never reached in this piece
+                        stop = np.where(over, start + room / np.where(r > 0, r, 1.0), stop)
                     paid += np.where(moving, np.minimum(amount, room), 0.0)
                 led.span(np.where(moving, start, np.inf), stop, s * r, streams.rows, index=escalation)
             counted = x1

@@ -117,11 +117,12 @@ def test_cli_batch_grid_and_directory_with_a_bad_file(tmp_path, capsys):
 
 def test_cli_batch_keeps_finished_rows_when_interrupted(tmp_path, capsys, monkeypatch):
     real = batch._task
+    monkeypatch.setattr(batch, "GROUP", 1)  # one item per task: rows finish one by one
 
-    def interrupt_on_the_third(index, *args):
-        if index == 2:
+    def interrupt_on_the_third(indices, *args):
+        if 2 in indices:
             raise KeyboardInterrupt
-        return real(index, *args)
+        return real(indices, *args)
 
     monkeypatch.setattr(batch, "_task", interrupt_on_the_third)
     out = tmp_path / "results.csv"
@@ -136,9 +137,9 @@ def test_cli_batch_keeps_finished_rows_when_interrupted(tmp_path, capsys, monkey
     # the same command again resumes: the saved rows are kept, only what is missing is valued
     valued = []
 
-    def counting(index, *args):
-        valued.append(index)
-        return real(index, *args)
+    def counting(indices, *args):
+        valued.extend(indices)
+        return real(indices, *args)
 
     monkeypatch.setattr(batch, "_task", counting)
     assert main(["batch", *FILES, "--paths", "3000", "--out", str(out)]) == 0
@@ -223,3 +224,10 @@ def test_sigterm_ends_the_run_and_its_worker_processes(tmp_path):
     assert not alive, f"worker processes still running after SIGTERM: {sorted(alive)}"
     assert not out.exists()
     assert (tmp_path / "results.csv.partial.jsonl").exists()  # kept for a resume
+
+
+def test_items_sharing_a_program_give_the_same_rows_valued_together_or_alone(monkeypatch):
+    together = dm.value_many(FILES, paths=9000, seed=4, task_paths=8192)
+    monkeypatch.setattr(batch, "GROUP", 1)
+    alone = dm.value_many(FILES, paths=9000, seed=4, task_paths=8192)
+    pd.testing.assert_frame_equal(together, alone)
