@@ -262,7 +262,9 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
     flows = [{"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
              for _ in deals]
     npv = [{party: np.empty(paths) for party in df} for _ in deals]
-    term_pv = [np.empty((len(d.terms), paths)) for d in deals]
+    # per-path term PVs only with the flows; otherwise their per-chunk sums (added in chunk order)
+    term_pv = [np.empty((len(d.terms), paths if keep_flows else 0)) for d in deals]
+    term_sums: dict[int, list[np.ndarray]] = {}
     C = len(first.candidates)
     reached_sum = [np.zeros(len(c.remaining_phases())) for c in first.candidates]
     approved = np.zeros(C)
@@ -279,9 +281,11 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
             out = {
                 **({"flows": {k: v[sl] for k, v in flows[0].items()}} if keep_flows else {}),
                 "npv": {k: v[sl] for k, v in npv[0].items()},
-                "term_pv": term_pv[0][:, sl],
+                "term_pv": term_pv[0][:, sl] if keep_flows else np.empty((len(first.terms), n)),
             }
-            return _value_chunk(first, seed, start // BLOCK, n, df, out)
+            counts = _value_chunk(first, seed, start // BLOCK, n, df, out)
+            term_sums[start] = [out["term_pv"].sum(axis=1)]
+            return counts
         program = simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n)
         out_npv = np.empty((S, 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n))
@@ -290,10 +294,11 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         for s in range(S):
             for i, party in enumerate(("sponsor", "partner", "program")):
                 npv[s][party][sl] = out_npv[s, i]
-            term_pv[s][:, sl] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
             if keep_flows:
+                term_pv[s][:, sl] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
                 flows[s]["sponsor"][sl] = out_ann[s, 0]
                 flows[s]["partner"][sl] = out_ann[s, 1]
+        term_sums[start] = [out_tpv[plan.offsets[s]:plan.offsets[s + 1]].sum(axis=1) for s in range(S)]
         return _counts(program)
 
     starts = list(range(0, paths, chunk))
@@ -323,6 +328,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         }
     return [
         SimulationResult(deal=deal, paths=paths, seed=seed, headline=headline(deal), npv=npv[s], flows=flows[s],
-                         term_pv=term_pv[s], candidates={k: dict(v) for k, v in candidates.items()})
+                         term_pv=term_pv[s], candidates={k: dict(v) for k, v in candidates.items()},
+                         term_mean=np.sum([term_sums[start][s] for start in starts], axis=0).reshape(-1) / paths)
         for s, deal in enumerate(deals)
     ]

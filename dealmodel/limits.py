@@ -71,7 +71,7 @@ def check_run(paths: int, candidates: int, horizon: int, terms: int, structures:
             f"= {work:.3g} path-candidate-years, above the work budget of {work_budget():.3g}; use fewer paths, "
             f"or raise the budget with the environment variable DEALMODEL_WORK"
         )
-    per_path = 8.0 * (3 + terms) + (16.0 * horizon if keep_flows else 0.0)
+    per_path = 8.0 * 3 + (8.0 * terms + 16.0 * horizon if keep_flows else 0.0)
     need = per_path * paths * structures
     if need > memory_budget_bytes():
         raise LimitError(

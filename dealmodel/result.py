@@ -30,7 +30,11 @@ class SimulationResult:
         the year [i, i + 1) from the valuation date, i.e. ``valuation_year + i``. A report of
         the flows; the NPVs are valued in continuous time under the deal's ``timing``.
     term_pv : (terms, paths) array
-        Present value to the partner (at the partner's rate) of each term's payments, per path.
+        Present value to the partner (at the partner's rate) of each term's payments, per path
+        (``(terms, 0)`` when simulated with ``keep_flows=False``: NPVs are then the only
+        per-path storage).
+    term_mean : (terms,) array
+        The mean of each term's present value over all paths.
     """
 
     deal: Deal
@@ -41,6 +45,7 @@ class SimulationResult:
     flows: dict[str, np.ndarray]
     term_pv: np.ndarray
     candidates: dict[str, dict[str, Any]]
+    term_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -56,7 +61,7 @@ class SimulationResult:
     @property
     def expected_pv_to_partner(self) -> float:
         """Expected PV, at the partner's rate, of every payment to the partner (sales-linked included)."""
-        return float(self.term_pv.sum(axis=0).mean()) if len(self.term_pv) else 0.0
+        return float(self.term_mean.sum())
 
     # ------------------------------------------------------------------ per-path views
 
@@ -87,7 +92,7 @@ class SimulationResult:
         """Expected PV to the partner (partner's rate) of the payments of each term kind."""
         out: dict[str, float] = {}
         for i, term in enumerate(self.deal.terms):
-            out[term.kind] = out.get(term.kind, 0.0) + float(self.term_pv[i].mean())
+            out[term.kind] = out.get(term.kind, 0.0) + float(self.term_mean[i])
         return out
 
     def per_year(self) -> pd.DataFrame:

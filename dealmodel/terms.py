@@ -354,8 +354,9 @@ def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepp
                 r = rates[j] * q_before + stepped[j] * q_after
                 a = np.clip(counted, bounds[j], bounds[j + 1])
                 b = np.clip(x1, bounds[j], bounds[j + 1])
-                start = t0 + (a - counted) / safe
-                stop = t0 + (b - counted) / safe
+                with np.errstate(over="ignore"):  # a vanishing sales rate: the crossing is beyond any horizon
+                    start = t0 + (a - counted) / safe
+                    stop = t0 + (b - counted) / safe
                 if scale is not None:
                     r = r * scale
                 if cap is not None:

@@ -270,3 +270,32 @@ def test_a_credit_used_up_after_two_fees_fall_due_at_the_same_moment():
     # at a zero rate the credit can never exceed the upfront: its PV to the partner is >= 0
     _, tpv, _ = _kernel_values([deal], seed=0, n=600)
     assert tpv[1].min() >= -1e-9
+
+
+def test_the_kernel_result_does_not_depend_on_chunks_or_threads():
+    deal = dm.load_deal(ROOT / "sample_deals" / "reference_cdmo_risk_share.yaml")
+    a = dm.simulate(deal, paths=20_000, seed=8, chunk_size=BLOCK, threads=1)
+    b = dm.simulate(deal, paths=20_000, seed=8, chunk_size=4 * BLOCK, threads=2)
+    for party in ("sponsor", "partner", "program"):
+        np.testing.assert_array_equal(a.npv[party], b.npv[party])
+    np.testing.assert_array_equal(a.term_pv, b.term_pv)
+    np.testing.assert_array_equal(a.flows["partner"], b.flows["partner"])
+
+
+def test_without_flows_only_the_npvs_are_kept_per_path():
+    deal = dm.load_deal(ROOT / "sample_deals" / "reference_hybrid.yaml")
+    full = dm.simulate(deal, paths=5000, seed=2)
+    lean = dm.simulate(deal, paths=5000, seed=2, keep_flows=False)
+    assert lean.term_pv.shape == (len(deal.terms), 0) and not lean.flows
+    np.testing.assert_allclose(lean.term_mean, full.term_pv.mean(axis=1), rtol=1e-12, atol=1e-12)
+    assert lean.expected_pv_to_partner == pytest.approx(full.term_pv.sum(axis=0).mean(), rel=1e-12)
+    np.testing.assert_array_equal(lean.npv["partner"], full.npv["partner"])
+
+
+def test_the_reference_engine_is_there_to_pick():
+    deal = dm.load_deal(ROOT / "sample_deals" / "reference_revenue_share.yaml")
+    ref = dm.simulate(deal, paths=3000, seed=4, engine="numpy")
+    fast = dm.simulate(deal, paths=3000, seed=4, engine="numba")
+    np.testing.assert_allclose(fast.npv["sponsor"], ref.npv["sponsor"], rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="engine must be one of numba, numpy"):
+        dm.simulate(deal, paths=10, engine="cuda")
