@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
@@ -45,9 +47,42 @@ REFERENCE_NAMES = _reference_names()
 # --------------------------------------------------------------------------- cached model calls
 
 
-@st.cache_resource(max_entries=12, show_spinner=False)
+class ResultStore:
+    """Results by (deal, paths, seed), shared by every session, the least recently used dropped first.
+
+    Structures not yet valued are valued together (``dm.simulate_many``): those that share a
+    program (every structure after a program slider moves) share one simulation of it.
+    """
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[str, int, int], dm.SimulationResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, deal_jsons: list[str], paths: int, seed: int) -> list[dm.SimulationResult]:
+        with self._lock:
+            found = {js: self._items[(js, paths, seed)] for js in deal_jsons if (js, paths, seed) in self._items}
+            for js in found:
+                self._items.move_to_end((js, paths, seed))
+        missing = [js for js in dict.fromkeys(deal_jsons) if js not in found]
+        if missing:
+            valued = dm.simulate_many([dm.Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed)
+            with self._lock:
+                for js, result in zip(missing, valued, strict=True):
+                    found[js] = result
+                    self._items[(js, paths, seed)] = result
+                while len(self._items) > self.max_entries:
+                    self._items.popitem(last=False)
+        return [found[js] for js in deal_jsons]
+
+
+@st.cache_resource(show_spinner=False)
+def result_store() -> ResultStore:
+    return ResultStore(max_entries=24)
+
+
 def simulate_cached(deal_json: str, paths: int, seed: int) -> dm.SimulationResult:
-    return dm.simulate(dm.Deal.model_validate_json(deal_json), paths=paths, seed=seed)
+    return result_store().get_many([deal_json], paths, seed)[0]
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the sensitivity…")
@@ -198,13 +233,21 @@ def value_all(paths: int, seed: int) -> tuple[dict, dict, dict]:
     for n in ss.structures:
         try:
             deals[n] = edited(n)
-            results[n] = simulate_cached(deals[n].model_dump_json(by_alias=True), paths, seed)
         except dm.DealError as exc:
             failed[n] = "\n".join(f"- `{p}`" for p in exc.problems)
         except (ValueError, ArithmeticError) as exc:  # a parameter path or an edit the model refuses
             failed[n] = f"- {exc}"
-        if n in failed:
-            deals.pop(n, None)
+    jsons = {n: d.model_dump_json(by_alias=True) for n, d in deals.items()}
+    try:  # together: structures on one program share its simulation
+        results = dict(zip(jsons, result_store().get_many(list(jsons.values()), paths, seed), strict=True))
+    except (ValueError, ArithmeticError):  # one of them is refused: value each alone to say which
+        for n, js in jsons.items():
+            try:
+                results[n] = simulate_cached(js, paths, seed)
+            except (ValueError, ArithmeticError) as exc:
+                failed[n] = f"- {exc}"
+    for n in failed:
+        deals.pop(n, None)
     return deals, results, failed
 
 

@@ -14,7 +14,7 @@ from dealmodel._version import __version__
 from dealmodel.batch import sweep, value_many
 from dealmodel.compare import Comparison, compare
 from dealmodel.edit import get_value, set_value
-from dealmodel.engine import simulate
+from dealmodel.engine import simulate, simulate_many
 from dealmodel.export import export
 from dealmodel.io import (
     DealError,
@@ -53,6 +53,7 @@ __all__ = [
     "save_deal",
     "set_value",
     "simulate",
+    "simulate_many",
     "solve",
     "sweep",
     "tornado",
