@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -180,6 +182,41 @@ def program_key(deal: Deal) -> str:
     return deal.model_dump_json(exclude={"name", "description", "terms"})
 
 
+class _ProgramCache:
+    """Recently simulated chunks of programs, by (program, seed, first block, paths), up to a size.
+
+    A solver or a slider that changes only terms revalues the same program again and again: its
+    chunks are simulated once. Thread-safe; the least recently used chunk goes first.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[ProgramPaths, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, deal: Deal, key: str, seed: int, first_block: int, n: int) -> ProgramPaths:
+        k = (key, seed, first_block, n)
+        with self._lock:
+            if k in self._items:
+                self._items.move_to_end(k)
+                return self._items[k][0]
+        program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+        size = sum(a.nbytes for cp in program.candidates for a in vars(cp).values() if isinstance(a, np.ndarray))
+        with self._lock:
+            if k not in self._items and size <= self.max_bytes:
+                self._items[k] = (program, size)
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (_, dropped) = self._items.popitem(last=False)
+                    self._bytes -= dropped
+        return program
+
+
+CACHED_PATHS = 200_000
+PROGRAMS = _ProgramCache(int(os.environ.get("DEALMODEL_PROGRAM_CACHE_MB", "256")) * 2**20)
+
+
 def _counts(program: ProgramPaths) -> list:
     """Per-candidate counts of a chunk: phases reached, approvals, sum of launch times."""
     return [
@@ -273,6 +310,8 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         from dealmodel import kernel
 
         plan = kernel.Plan(deals)
+        key = program_key(first)
+        cache = paths <= CACHED_PATHS  # interactive sizes; a large run would only churn the cache
 
     def job(start: int) -> list:
         n = min(chunk, paths - start)
@@ -286,7 +325,8 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
             counts = _value_chunk(first, seed, start // BLOCK, n, df, out)
             term_sums[start] = [out["term_pv"].sum(axis=1)]
             return counts
-        program = simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n)
+        program = (PROGRAMS.get(first, key, seed, start // BLOCK, n) if cache
+                   else simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n))
         out_npv = np.empty((S, 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n))
         out_ann = np.empty((S, 2, n if keep_flows else 0, T))

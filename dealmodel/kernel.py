@@ -232,15 +232,16 @@ NPH, NCURVE = len(PHASES), len(PHASES) + 1
 
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True, error_model="numpy")
+    _small = njit(cache=True, nogil=True, error_model="numpy", inline="always")  # no call, no reference counts
 
-    @_jit
+    @_small
     def _year_factor(lg, off, i, H):
         """Factor of calendar year i under a period convention (0 from the horizon on)."""
         if i >= H:
             return 0.0
         return math.exp(-lg * (i + off))
 
-    @_jit
+    @_small
     def _lump_factor(D, d, t):
         H = D[1]
         if not (t >= 0.0 and t < H):
@@ -250,7 +251,7 @@ if AVAILABLE:
             return math.exp(-lg * t)
         return _year_factor(lg, D[2], math.floor(t), H)
 
-    @_jit
+    @_small
     def _integral(D, d, t):
         """Discounted length of [0, min(t, H)) (see timing.Discount.integral)."""
         H = D[1]
@@ -283,7 +284,7 @@ if AVAILABLE:
             W[i], W[i + 1], W[i + 2] = s, e, q
             W[rec] += 1.0
 
-    @_jit
+    @_small
     def _plain_span(s, e, q, W, a, ds, D, ann, rec):
         """Rate q over [s, e) into W: accumulators at a (ds: 0 sponsor+partner, 1 partner+program,
         2 all three), yearly table at ann (-1: none), recorded at rec (-1: not; W[rec] counts)."""
@@ -293,7 +294,7 @@ if AVAILABLE:
         if ann >= 0 or rec >= 0:
             _side(W, s, e, q, D[1], ann, rec)
 
-    @_jit
+    @_small
     def _cached_spread(s, e, amount, i0, W, a, ds, D, ann, rec):
         """:func:`_spread` over a chain interval whose ends' integrals are cached at W[i0:i0 + 3] and
         W[i0 + 3:i0 + 6] (sponsor, partner, program)."""
@@ -325,7 +326,7 @@ if AVAILABLE:
             if hi > lo:
                 _plain_span(lo, hi, q * (1.0 + g) ** y, W, a, ds, D, ann, rec)
 
-    @_jit
+    @_small
     def _lump(t, amount, g, W, a, ds, D, ann, rec):
         """An amount at time t (x (1 + g)^year when g != 0); t = inf: never."""
         if not math.isfinite(t) or amount == 0.0:
