@@ -25,6 +25,7 @@ from dealmodel.io import (
     parse_deal_text,
     save_deal,
 )
+from dealmodel.negotiate import Negotiation, frontier, negotiate
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal
 from dealmodel.sensitivity import tornado
@@ -36,6 +37,7 @@ __all__ = [
     "Deal",
     "DealError",
     "Headline",
+    "Negotiation",
     "SimulationResult",
     "Solution",
     "SolveError",
@@ -44,10 +46,12 @@ __all__ = [
     "deal_json_schema",
     "dump_deal",
     "export",
+    "frontier",
     "get_value",
     "headline",
     "iso_value",
     "load_deal",
+    "negotiate",
     "parse_deal",
     "parse_deal_text",
     "save_deal",

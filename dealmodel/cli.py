@@ -276,6 +276,41 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _walkaway_arg(text: str):
+    """A walk-away on the command line: a number (millions) or a deal file."""
+    try:
+        return float(text)
+    except ValueError:
+        return load_deal(text)
+
+
+def cmd_negotiate(args: argparse.Namespace) -> int:
+    from dealmodel.negotiate import negotiate
+
+    deal = load_deal(args.file)
+    if args.walkaway is None and (args.sponsor_walkaway is None or args.partner_walkaway is None):
+        raise ValueError("give --walkaway FILE_OR_NUMBER for both parties, or both --sponsor-walkaway and "
+                         "--partner-walkaway")
+    walk = _walkaway_arg(args.walkaway) if args.walkaway is not None else None
+    walkaway = {"sponsor": _walkaway_arg(args.sponsor_walkaway) if args.sponsor_walkaway is not None else walk,
+                "partner": _walkaway_arg(args.partner_walkaway) if args.partner_walkaway is not None else walk}
+    ranges = None
+    if args.range:
+        if len(args.range) != len(args.param):
+            raise ValueError(f"give one --range LOW HIGH per --param ({len(args.param)} parameters, "
+                             f"{len(args.range)} ranges)")
+        ranges = [tuple(r) for r in args.range]
+    result = negotiate(deal, args.param, walkaway, measure=args.measure, ranges=ranges, paths=args.paths,
+                       seed=args.seed, weight=args.weight, grid=args.grid)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+        print(f"values are {'certainty equivalents' if args.measure == 'ce' else 'expected NPVs'} in $M; ± one "
+              f"standard error on common paths ({args.paths:,} paths, seed {args.seed})")
+    return EXIT_OK
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -450,6 +485,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--high", type=float, help="highest value to search")
     _run_options(p, default_paths=20_000)
     p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("negotiate", help="the zone of agreement over one or two terms, and its fair splits")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--param", required=True, action="append", metavar="PATH",
+                   help="a term parameter (twice for a two-parameter region), e.g. terms[1].tiers[0].rate")
+    p.add_argument("--walkaway", metavar="FILE_OR_NUMBER",
+                   help="both parties' walk-away: a deal file valued on the same paths, or a number ($M)")
+    p.add_argument("--sponsor-walkaway", metavar="FILE_OR_NUMBER", help="the sponsor's own walk-away")
+    p.add_argument("--partner-walkaway", metavar="FILE_OR_NUMBER", help="the partner's own walk-away")
+    p.add_argument("--measure", choices=["enpv", "ce"], default="enpv",
+                   help="expected NPV, or certainty equivalent at each party's risk_tolerance")
+    p.add_argument("--range", nargs=2, type=float, action="append", metavar=("LOW", "HIGH"),
+                   help="range of each --param, in order (default by kind of parameter)")
+    p.add_argument("--weight", type=float, default=0.5, help="the sponsor's bargaining weight (Nash), default 0.5")
+    p.add_argument("--grid", type=_positive_int, default=25, help="points per parameter (default 25)")
+    _run_options(p, default_paths=20_000)
+    p.set_defaults(func=cmd_negotiate)
 
     p = sub.add_parser("batch", help="value many deals, or a grid of terms, in parallel")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")

@@ -60,6 +60,11 @@ class PartySpec(_Model):
         ge=limits.MIN_RATE, le=limits.MAX_RATE,
         description="Annual discount rate for this party's cash flows (0.15 = 15%), from -0.5 to 1.",
     )
+    risk_tolerance: float | None = Field(
+        None, gt=0.0, le=limits.MAX_MONEY,
+        description="Risk tolerance R in millions (exponential utility): the party values an uncertain NPV X at "
+        "its certainty equivalent -R ln E[exp(-X/R)]. None: risk-neutral (the expected NPV).",
+    )
 
 
 class Parties(_Model):

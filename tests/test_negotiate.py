@@ -1,0 +1,177 @@
+"""Negotiation: certainty equivalents, the zone of agreement, fair splits and the frontier, by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dealmodel as dm
+from dealmodel.negotiate import certainty_equivalent, frontier, influence, negotiate
+
+ROOT = Path(__file__).resolve().parents[1]
+RS, RP, H, PEAK, LAUNCH = 0.15, 0.10, 20, 100.0, 1.0
+
+
+def _deal(peak=PEAK, terms=None, sponsor_tolerance=None) -> dm.Deal:
+    """One candidate in filing for a year, certain approval, flat sales of ``peak`` a year after."""
+    return dm.parse_deal({
+        "name": "one royalty", "valuation_year": 2026, "horizon_years": H,
+        "parties": {"sponsor": {"name": "S", "discount_rate": RS, "risk_tolerance": sponsor_tolerance},
+                    "partner": {"name": "P", "discount_rate": RP}},
+        "candidates": [{
+            "name": "A", "modality": "antibody", "start_phase": "filing",
+            "phases": {"filing": {"success_probability": 1.0, "duration_years": LAUNCH, "cost": 0.0,
+                                  "partner_cost": 0.0}},
+            "commercial": {"peak_sales": peak, "launch_curve": [1.0], "exclusivity_years": 50.0,
+                           "erosion_after_loe": 0.0, "cogs_fraction": 0.0, "opex_fraction": 0.0},
+        }],
+        "terms": terms or [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]}],
+    })
+
+
+def _sales_pv(rate: float) -> float:
+    """PV of 100 a year from t = 1 to the horizon, discounted continuously at ln(1 + rate)."""
+    lg = math.log1p(rate)
+    return PEAK * (math.exp(-lg * LAUNCH) - math.exp(-lg * H)) / lg
+
+
+# --------------------------------------------------------------------------- certainty equivalents
+
+
+def test_certainty_equivalent_of_a_two_point_outcome_by_hand():
+    x = np.array([0.0, 100.0])
+    assert certainty_equivalent(x, 50.0) == pytest.approx(-50.0 * math.log((1 + math.exp(-2.0)) / 2), rel=1e-14)
+    assert certainty_equivalent(x, None) == 50.0
+    # far outcomes do not overflow: exp(2000) would
+    assert certainty_equivalent(np.array([-2e5, 0.0]), 100.0) == pytest.approx(-2e5 + 100 * math.log(2), rel=1e-12)
+
+
+def test_certainty_equivalent_of_a_normal_npv_is_mean_minus_variance_over_2r():
+    rng = np.random.default_rng(3)
+    mu, sigma, R = 40.0, 30.0, 120.0
+    x = rng.normal(mu, sigma, 400_000)
+    se = influence(x, R).std() / math.sqrt(x.size)
+    assert certainty_equivalent(x, R) == pytest.approx(mu - sigma**2 / (2 * R), abs=4 * se)
+
+
+# --------------------------------------------------------------------------- the zone and the splits
+
+
+def test_zone_and_splits_of_a_royalty_by_hand():
+    Ss, Sp = _sales_pv(RS), _sales_pv(RP)
+    Ws, Wp = 300.0, 40.0
+    result = negotiate(_deal(), "terms[0].tiers[0].rate", {"sponsor": Ws, "partner": Wp}, ranges=[(0.0, 1.0)],
+                       paths=200, seed=1)
+    # sponsor: (1 - r) Ss >= Ws; partner: r Sp >= Wp
+    (lo, hi), = result.zone
+    assert lo == pytest.approx(Wp / Sp, rel=1e-9)
+    assert hi == pytest.approx(1 - Ws / Ss, rel=1e-9)
+    nash = (Ss * Wp + Ss * Sp - Sp * Ws) / (2 * Ss * Sp)  # maximises ((1 - r) Ss - Ws)(r Sp - Wp)
+    assert result.splits["nash"].x[0] == pytest.approx(nash, rel=1e-6)
+    equal = (Ss - Ws + Wp) / (Ss + Sp)
+    split = result.splits["equal_gain"]
+    assert split.x[0] == pytest.approx(equal, rel=1e-9)
+    assert split.sponsor_gain == pytest.approx(split.partner_gain, rel=1e-9)
+    assert split.joint_gain == pytest.approx((1 - equal) * Ss - Ws + equal * Sp - Wp, rel=1e-9)
+    # equal share of each party's most: gains (hi - r) Ss and (r - lo) Sp in proportion to (hi - lo) Ss, (hi - lo) Sp
+    assert result.splits["equal_share"].x[0] == pytest.approx((lo + hi) / 2, rel=1e-9)
+    assert split.joint_gain_se == 0.0  # every path is the same
+
+
+def test_there_is_no_zone_exactly_when_the_best_joint_gain_is_negative():
+    Ss, Sp = _sales_pv(RS), _sales_pv(RP)
+    best = max(Ss, Sp)  # the joint value (1 - r) Ss + r Sp is largest at an end of [0, 1]
+    short = negotiate(_deal(), "terms[0].tiers[0].rate", {"sponsor": best / 2 + 1, "partner": best / 2 + 1},
+                      ranges=[(0.0, 1.0)], paths=100)
+    assert not short.has_zone and short.zone == [] and not short.splits
+    assert short.shortfall == pytest.approx(2.0, rel=1e-9)
+    assert "no zone" in short.summary()
+    enough = negotiate(_deal(), "terms[0].tiers[0].rate", {"sponsor": Ss / 2 - 1, "partner": Sp / 2 - 1},
+                       ranges=[(0.0, 1.0)], paths=100)
+    assert enough.has_zone and enough.shortfall == 0.0
+
+
+def test_a_split_on_common_paths_has_a_paired_standard_error_far_below_the_unpaired_one():
+    lognormal = {"dist": "lognormal", "median": 100.0, "p90": 250.0}
+    deal = _deal(peak=lognormal)
+    walk = _deal(peak=lognormal, terms=[{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.04}]}])
+    result = negotiate(deal, "terms[0].tiers[0].rate", {"sponsor": walk, "partner": 0.0}, ranges=[(0.0, 0.2)],
+                       paths=4000, seed=2)
+    assert result.zone[0][0] == 0.0 and result.zone[0][1] == pytest.approx(0.04, rel=1e-9)
+    split = result.splits["equal_gain"]
+    at = dm.set_value(deal, "terms[0].tiers[0].rate", split.x[0])
+    a, b = dm.simulate(at, paths=4000, seed=2), dm.simulate(walk, paths=4000, seed=2)
+    joint = a.npv["sponsor"] - b.npv["sponsor"] + a.npv["partner"]
+    unpaired = math.sqrt((a.npv["sponsor"] + a.npv["partner"]).var(ddof=1) / 4000 + b.npv["sponsor"].var(ddof=1) / 4000)
+    assert split.joint_gain == pytest.approx(joint.mean(), rel=1e-9)
+    assert split.joint_gain_se == pytest.approx(joint.std(ddof=1) / math.sqrt(4000), rel=1e-9)
+    assert split.joint_gain_se < 0.25 * unpaired
+
+
+def test_risk_aversion_moves_the_zone_toward_the_side_that_bears_less_risk():
+    lognormal = {"dist": "lognormal", "median": 100.0, "p90": 250.0}
+    neutral = negotiate(_deal(peak=lognormal), "terms[0].tiers[0].rate", {"sponsor": 200.0, "partner": 20.0},
+                        measure="ce", ranges=[(0.0, 1.0)], paths=4000)
+    averse = negotiate(_deal(peak=lognormal, sponsor_tolerance=100.0), "terms[0].tiers[0].rate",
+                       {"sponsor": 200.0, "partner": 20.0}, measure="ce", ranges=[(0.0, 1.0)], paths=4000)
+    # a risk-averse sponsor values its uncertain share less: it accepts less (a higher royalty) no more
+    assert averse.zone[0][1] < neutral.zone[0][1]
+    assert averse.zone[0][0] == pytest.approx(neutral.zone[0][0], rel=1e-9)  # the partner is unchanged
+
+
+def test_two_parameters_give_a_region_and_its_splits():
+    terms = [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]}, {"kind": "upfront", "amount": 10.0}]
+    result = negotiate(_deal(terms=terms), ["terms[0].tiers[0].rate", "terms[1].amount"],
+                       {"sponsor": 300.0, "partner": 40.0}, ranges=[(0.0, 0.6), (0.0, 100.0)], paths=100, grid=11)
+    assert len(result.table) == 121 and 0 < result.zone < 1
+    Ss, Sp = _sales_pv(RS), _sales_pv(RP)
+    inside = result.table["inside"]
+    by_hand = ((1 - result.table["terms[0].tiers[0].rate"]) * Ss - result.table["terms[1].amount"] >= 300.0) & \
+        (result.table["terms[0].tiers[0].rate"] * Sp + result.table["terms[1].amount"] >= 40.0)
+    assert (inside == by_hand).all()
+    assert result.splits["nash"].sponsor_gain >= 0 and result.splits["nash"].partner_gain >= 0
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="measure must be one of enpv, ce"):
+        negotiate(_deal(), "terms[0].tiers[0].rate", 0.0, measure="utility")
+    with pytest.raises(ValueError, match="walkaway for sponsor"):
+        negotiate(_deal(), "terms[0].tiers[0].rate", "lots")
+    with pytest.raises(ValueError, match="range of terms"):
+        negotiate(_deal(), "terms[0].tiers[0].rate", 0.0, ranges=[(0.5, 0.1)])
+
+
+# --------------------------------------------------------------------------- the frontier
+
+
+def test_frontier_flags_exactly_the_dominated_structures():
+    low = _deal(terms=[{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]}]).model_copy(update={"name": "5%"})
+    high = _deal(terms=[{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.10}]}]).model_copy(update={"name": "10%"})
+    # the 5% royalty plus capacity the partner holds at its own cost for nothing: worse for it, same for the sponsor
+    waste = _deal(terms=[{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]},
+                         {"kind": "capacity_reservation", "fee_per_year": 0.0, "end_years": 2.0,
+                          "partner_cost_per_year": 5.0}]).model_copy(update={"name": "waste"})
+    table = frontier([low, high, waste], paths=100)
+    assert list(table["dominated"]) == [False, False, True]
+    assert table.loc["waste", "dominated_by"] == "5%"
+    assert table.loc["10%", "partner"] == pytest.approx(0.10 * _sales_pv(RP), rel=1e-9)
+
+
+def test_cli_negotiate_prints_the_zone_and_exits_zero(capsys):
+    from dealmodel.cli import main
+
+    share, fees = (str(ROOT / "sample_deals" / f"reference_{k}.yaml") for k in ("revenue_share", "fee_for_service"))
+    code = main(["negotiate", share, "--param", "terms[1].tiers[0].rate", "--walkaway", fees, "--range", "0", "0.6",
+                 "--paths", "4000", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    (lo, hi), = out["zone"]
+    assert 0 < lo < hi < 0.6
+    nash = out["splits"]["nash"]
+    assert lo <= nash["x"][0] <= hi and nash["sponsor_gain"] >= 0 and nash["partner_gain"] >= 0
+    assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate"]) == 2
+    assert "give --walkaway" in capsys.readouterr().err
