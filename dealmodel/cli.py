@@ -108,6 +108,10 @@ def _print_value_table(result) -> None:
     for party in summary.index:
         row = summary.loc[party]
         print(f"{party:10}" + "".join(f"{_fmt(float(row[c]), d):>11}" for c, _, d in cols))
+    for party, ce in result.certainty_equivalents().items():
+        tolerance = getattr(deal.parties, party).risk_tolerance
+        print(f"{party} certainty equivalent (risk tolerance {_fmt(tolerance)}): {_fmt(ce)}  "
+              f"(eNPV {_fmt(float(summary.loc[party, 'expected_npv']))})")
     for note in metrics.notes(result.npv):
         print(f"note: {note}")
     print("\nExpected PV of payments to the partner, by term kind:")

@@ -88,6 +88,17 @@ class SimulationResult:
             self._cache["summary"] = metrics.summarize(self.npv)
         return self._cache["summary"].copy()
 
+    def certainty_equivalents(self) -> dict[str, float]:
+        """Each party's certainty equivalent at its ``risk_tolerance`` (only parties that have one)."""
+        from dealmodel.negotiate import certainty_equivalent
+
+        out = {}
+        for party in ("sponsor", "partner"):
+            tolerance = getattr(self.deal.parties, party).risk_tolerance
+            if tolerance is not None:
+                out[party] = certainty_equivalent(self.npv[party], tolerance)
+        return out
+
     def payments_by_kind(self) -> dict[str, float]:
         """Expected PV to the partner (partner's rate) of the payments of each term kind."""
         out: dict[str, float] = {}
@@ -148,6 +159,7 @@ class SimulationResult:
                 }
                 for name, row in self.candidates.items()
             },
+            "certainty_equivalents": {k: _clean(v) for k, v in self.certainty_equivalents().items()},
             "payments": {k: _clean(v) for k, v in self.payments_by_kind().items()},
             "notes": metrics.notes(self.npv),
         }

@@ -19,7 +19,7 @@ def test_value_json_has_exactly_the_documented_shape(capsys):
     assert main(["value", str(REFERENCE["hybrid"]), "--paths", "5000", "--seed", "3", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"deal", "paths", "seed", "currency", "timing", "biobucks", "total_contract_value",
-                        "expected_pv_to_partner", "parties", "candidates", "payments", "notes"}
+                        "expected_pv_to_partner", "parties", "candidates", "certainty_equivalents", "payments", "notes"}
     assert (doc["paths"], doc["seed"], doc["currency"]) == (5000, 3, "USD")
     assert set(doc["parties"]) == {"sponsor", "partner", "program"}
     for party in doc["parties"].values():

@@ -175,3 +175,20 @@ def test_cli_negotiate_prints_the_zone_and_exits_zero(capsys):
     assert lo <= nash["x"][0] <= hi and nash["sponsor_gain"] >= 0 and nash["partner_gain"] >= 0
     assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate"]) == 2
     assert "give --walkaway" in capsys.readouterr().err
+
+
+def test_value_reports_the_certainty_equivalent_beside_the_expected_npv(tmp_path, capsys):
+    from dealmodel.cli import main
+
+    lognormal = {"dist": "lognormal", "median": 100.0, "p90": 250.0}
+    deal = _deal(peak=lognormal, sponsor_tolerance=100.0)
+    result = dm.simulate(deal, paths=2000, seed=3)
+    ce = result.certainty_equivalents()
+    assert list(ce) == ["sponsor"]  # the partner has no tolerance: risk-neutral, its eNPV is its value
+    assert ce["sponsor"] == pytest.approx(-100.0 * math.log(np.mean(np.exp(-result.npv["sponsor"] / 100.0))),
+                                          rel=1e-12)
+    assert ce["sponsor"] < result.npv["sponsor"].mean()
+    path = tmp_path / "deal.yaml"
+    dm.save_deal(deal, path)
+    assert main(["value", str(path), "--paths", "2000", "--seed", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["certainty_equivalents"]["sponsor"] == pytest.approx(ce["sponsor"])
