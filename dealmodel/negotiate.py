@@ -208,8 +208,8 @@ class Negotiation:
 
     ``table``: both parties' values and gains at every evaluated grid point. ``zone``: for one
     parameter, the list of intervals ``(low, high)`` where both gains are >= 0 (empty: none); for
-    two, the share of grid points inside. ``shortfall``: when there is no zone, by how much the
-    best joint gain on the range misses (millions). ``splits``: rule -> :class:`Split`.
+    two, the share of grid points inside. ``shortfall``: when there is no zone, the least total
+    (millions) by which the two walk-aways are missed at any point of the range. ``splits``: rule -> :class:`Split`.
     """
 
     deal: Deal
@@ -236,8 +236,8 @@ class Negotiation:
         measure = "certainty equivalents" if self.measure == "ce" else "expected NPVs"
         lines = [f"{self.deal.name}: zone of agreement over {names}", f"  measure: {measure}; walk-away: {walk}"]
         if not self.has_zone:
-            lines.append(f"  no zone: the best joint gain on the range is {-self.shortfall:,.1f} $M "
-                         f"(short by {self.shortfall:,.1f} $M)")
+            lines.append(f"  no zone on this range: at best the walk-aways are missed by {self.shortfall:,.1f} $M "
+                         f"in all")
         elif isinstance(self.zone, list):
             low, high = self.ranges[0]
 
@@ -402,7 +402,9 @@ def negotiate(
                            **{k: e[k] for k in ("sponsor", "partner", "sponsor_gain", "partner_gain")},
                            "joint_gain": e["sponsor_gain"] + e["partner_gain"],
                            "inside": e["sponsor_gain"] >= 0 and e["partner_gain"] >= 0} for e in entries])
-    best_joint = float(table["joint_gain"].max())
+    # the least total by which the walk-aways are missed at any point (0 inside a zone); for a
+    # transfer both value alike (an upfront) it is minus the best joint gain
+    deficit = float((np.maximum(0.0, -table["sponsor_gain"]) + np.maximum(0.0, -table["partner_gain"])).min())
     splits: dict[str, Split] = {}
     if len(params) == 1:
         zone: list[tuple[float, float]] | float = zones
@@ -426,7 +428,7 @@ def negotiate(
     return Negotiation(
         deal=deal, parameters=params, measure=measure, walkaway=ev.walk,
         walkaway_values={p: ev.walkaway(p) for p in PARTIES}, ranges=ranges, table=table, zone=zone,
-        shortfall=0.0 if has_zone else max(0.0, -best_joint), splits=splits, paths=paths, seed=seed,
+        shortfall=0.0 if has_zone else deficit, splits=splits, paths=paths, seed=seed,
         evaluations=ev.evaluations,
     )
 

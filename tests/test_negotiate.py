@@ -83,16 +83,33 @@ def test_zone_and_splits_of_a_royalty_by_hand():
 
 
 def test_there_is_no_zone_exactly_when_the_best_joint_gain_is_negative():
+    # an upfront is worth its face to both parties: the joint gain does not depend on it, and a zone
+    # exists exactly when that joint gain is >= 0
+    terms = [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.0}]}, {"kind": "upfront", "amount": 0.0}]
+    Ss = _sales_pv(RS)
+    for joint in (-2.0, 2.0):
+        walk = {"sponsor": (Ss - joint) / 2, "partner": (Ss - joint) / 2}
+        result = negotiate(_deal(terms=terms), "terms[1].amount", walk, ranges=[(0.0, Ss)], paths=100)
+        assert result.has_zone == (joint >= 0)
+        if joint < 0:
+            assert result.zone == [] and not result.splits and "no zone" in result.summary()
+            assert result.shortfall == pytest.approx(-joint, rel=1e-9)
+        else:
+            (lo, hi), = result.zone
+            assert (lo, hi) == (pytest.approx(walk["partner"], rel=1e-9), pytest.approx(Ss - walk["sponsor"], rel=1e-9))
+            assert result.shortfall == 0.0
+            assert result.splits["equal_gain"].joint_gain == pytest.approx(joint, rel=1e-9)
+
+
+def test_a_royalty_zone_needs_the_walkaways_to_fit_the_two_valuations_of_the_sales():
+    # the royalty moves sales worth Ss to the sponsor and Sp to the partner: a zone exists exactly when
+    # Ws / Ss + Wp / Sp <= 1, even where the best joint gain (at r = 1: Sp - Ws - Wp) is positive
     Ss, Sp = _sales_pv(RS), _sales_pv(RP)
-    best = max(Ss, Sp)  # the joint value (1 - r) Ss + r Sp is largest at an end of [0, 1]
-    short = negotiate(_deal(), "terms[0].tiers[0].rate", {"sponsor": best / 2 + 1, "partner": best / 2 + 1},
-                      ranges=[(0.0, 1.0)], paths=100)
-    assert not short.has_zone and short.zone == [] and not short.splits
-    assert short.shortfall == pytest.approx(2.0, rel=1e-9)
-    assert "no zone" in short.summary()
-    enough = negotiate(_deal(), "terms[0].tiers[0].rate", {"sponsor": Ss / 2 - 1, "partner": Sp / 2 - 1},
-                       ranges=[(0.0, 1.0)], paths=100)
-    assert enough.has_zone and enough.shortfall == 0.0
+    for share in (0.52, 0.48):
+        walk = {"sponsor": share * Ss, "partner": share * Sp}
+        result = negotiate(_deal(), "terms[0].tiers[0].rate", walk, ranges=[(0.0, 1.0)], paths=100)
+        assert result.has_zone == (share <= 0.5)
+        assert Sp - walk["sponsor"] - walk["partner"] > 0
 
 
 def test_a_split_on_common_paths_has_a_paired_standard_error_far_below_the_unpaired_one():
