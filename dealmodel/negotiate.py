@@ -209,7 +209,7 @@ class Negotiation:
     ``table``: both parties' values and gains at every evaluated grid point. ``zone``: for one
     parameter, the list of intervals ``(low, high)`` where both gains are >= 0 (empty: none); for
     two, the share of grid points inside. ``shortfall``: when there is no zone, the least total
-    (millions) by which the two walk-aways are missed at any point of the range. ``splits``: rule -> :class:`Split`.
+    (millions) by which the walk-aways are missed at any point of the range. ``splits``: rule -> :class:`Split`.
     """
 
     deal: Deal
