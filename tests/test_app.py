@@ -83,16 +83,16 @@ def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
     before = _metric(at, "Partner eNPV")
     sponsor_before = _metric(at, "Sponsor eNPV")
     slider = at.slider(key=f"term::{REV}::terms[1].tiers[0].rate")
-    assert slider.value == pytest.approx(6.0)  # shown in percent
-    slider.set_value(9.0).run()
+    assert slider.value == pytest.approx(10.0)  # shown in percent
+    slider.set_value(13.0).run()
     assert not at.exception
     assert _metric(at, "Partner eNPV") > before
     assert _metric(at, "Sponsor eNPV") < sponsor_before
     # the edit is kept in the downloadable deal: the YAML holds exactly what was valued
     (name,) = [n for n in _RecordingStorage.files if n.endswith(".yaml")]
     downloaded = yaml.safe_load(_RecordingStorage.files[name])
-    assert downloaded["terms"][1]["tiers"][0]["rate"] == pytest.approx(0.09)
-    assert downloaded["terms"][1]["tiers"][1]["rate"] == pytest.approx(0.09)  # the second tier, as written
+    assert downloaded["terms"][1]["tiers"][0]["rate"] == pytest.approx(0.13)
+    assert downloaded["terms"][1]["tiers"][1]["rate"] == pytest.approx(0.15)  # the second tier, as written
 
 
 def test_program_assumptions_move_every_structure(monkeypatch):

@@ -95,9 +95,9 @@ def test_headline_figures_by_hand_for_the_single_candidate_deal():
 
 
 def test_headline_figures_by_hand_for_the_milestone_reference():
-    # Milestones: phase 1 start 10 x 2 (the two preclinical candidates), phase 2 start 20 x 4, phase 3 start
-    # 45 x 5, filing 35 x 5, approval 90 x 5, sales 30 x 5 and 40 x 5, upfront 25.
-    biobucks = 10 * 2 + 20 * 4 + 45 * 5 + 35 * 5 + 90 * 5 + 30 * 5 + 40 * 5 + 25
+    # Milestones: phase 1 start 1 x 2 (the two preclinical candidates), phase 2 start 2 x 4, phase 3 start
+    # 5 x 5, filing 35 x 5, approval 157 x 5, sales 30 x 5 and 40 x 5, upfront 25.
+    biobucks = 1 * 2 + 2 * 4 + 5 * 5 + 35 * 5 + 157 * 5 + 30 * 5 + 40 * 5 + 25
     # Fees at a 10% discount on the partner's nominal costs (sum of every remaining phase's partner_cost).
     costs = (3.1 + 30 + 60 + 110 + 25) + (3.1 + 25 + 50 + 95 + 20) + (20 + 40 + 80 + 15) + (18 + 35 + 75 + 15) + (
         35 + 75 + 15)
@@ -135,3 +135,12 @@ def test_models_are_frozen():
     deal = dm.parse_deal(base_deal())
     with pytest.raises(Exception, match="frozen"):
         deal.name = "other"
+
+
+def test_the_negotiated_references_lie_in_the_zone_against_fee_for_service():
+    """Each of them is a deal both parties would sign over fee-for-service (tools/calibrate_references.py)."""
+    names = ["fee_for_service", "milestone", "revenue_share", "hybrid"]
+    table = dm.compare([dm.load_deal(REFERENCE[n]) for n in names], paths=20_000, seed=0, keep_flows=False).table
+    for row in table.iloc[1:].itertuples():
+        assert row.sponsor_diff > 3 * row.sponsor_diff_se, row.Index
+        assert row.partner_diff > 3 * row.partner_diff_se, row.Index
