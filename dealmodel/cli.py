@@ -304,8 +304,14 @@ def cmd_negotiate(args: argparse.Namespace) -> int:
             raise ValueError(f"give one --range LOW HIGH per --param ({len(args.param)} parameters, "
                              f"{len(args.range)} ranges)")
         ranges = [tuple(r) for r in args.range]
+    if args.out and not args.out.lower().endswith(".xlsx"):
+        raise ValueError(f"--out: a negotiation is written as .xlsx (got {args.out})")
     result = negotiate(deal, args.param, walkaway, measure=args.measure, ranges=ranges, paths=args.paths,
                        seed=args.seed, weight=args.weight, grid=args.grid)
+    if args.out:
+        from dealmodel.export import write_negotiation
+
+        write_negotiation(result, args.out)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -504,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="range of each --param, in order (default by kind of parameter)")
     p.add_argument("--weight", type=float, default=0.5, help="the sponsor's bargaining weight (Nash), default 0.5")
     p.add_argument("--grid", type=_positive_int, default=25, help="points per parameter (default 25)")
+    p.add_argument("--out", metavar="PATH.xlsx", help="also write the zone, the splits and a chart to a workbook")
     _run_options(p, default_paths=20_000)
     p.set_defaults(func=cmd_negotiate)
 

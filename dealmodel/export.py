@@ -286,6 +286,71 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], sheet: str = 
     return target
 
 
+def write_negotiation(negotiation, path: str | os.PathLike[str]) -> Path:
+    """A workbook of a negotiation: the zone and the splits, the values on the grid with a native
+    chart of both parties' gains (one parameter), and the inputs."""
+    target = Path(path)
+    if target.suffix.lower() != ".xlsx":
+        raise ValueError(f"a negotiation is written as .xlsx (got {target.suffix!r})")
+    currency = negotiation.deal.currency
+    note = f"Money in {currency} millions; gains are values over each party's walk-away."
+    splits = pd.DataFrame([
+        {"split": rule.replace("_", " "), **{p: split.x[i] for i, p in enumerate(negotiation.parameters)},
+         "sponsor value": split.sponsor, "partner value": split.partner, "sponsor gain": split.sponsor_gain,
+         "sponsor gain se": split.sponsor_se, "partner gain": split.partner_gain, "partner gain se": split.partner_se,
+         "joint gain": split.joint_gain, "joint gain se": split.joint_gain_se}
+        for rule, split in negotiation.splits.items()])
+    if isinstance(negotiation.zone, list):
+        zone = pd.DataFrame([{"from": lo, "to": hi} for lo, hi in negotiation.zone]) if negotiation.zone else \
+            pd.DataFrame([{"from": "no zone", "to": f"short by {negotiation.shortfall:,.1f}"}])
+    else:
+        zone = pd.DataFrame([{"share of the grid inside": negotiation.zone}])
+    inputs = pd.DataFrame({"field": ["deal", "parameters", "measure", "sponsor walk-away", "partner walk-away",
+                                     "ranges", "paths", "seed", "dealmodel version"],
+                           "value": [negotiation.deal.name, ", ".join(negotiation.parameters), negotiation.measure,
+                                     f"{negotiation.walkaway['sponsor'].label()} = "
+                                     f"{negotiation.walkaway_values['sponsor']:,.2f}",
+                                     f"{negotiation.walkaway['partner'].label()} = "
+                                     f"{negotiation.walkaway_values['partner']:,.2f}",
+                                     "; ".join(f"{lo:g} to {hi:g}" for lo, hi in negotiation.ranges),
+                                     str(negotiation.paths), str(negotiation.seed), __version__]})
+    grid = negotiation.table.rename(columns=lambda c: c.replace("_", " "))
+
+    def build(wb, fmt) -> None:
+        ws = _sheet(wb, "Negotiation", zone, fmt, note, index=False)
+        ws.write_string(len(zone) + 3, 0, "Fair splits", fmt["head"])
+        _block(ws, splits, fmt, len(zone) + 4)
+        _sheet(wb, "Values", grid, fmt, note, index=False)
+        if len(negotiation.parameters) == 1 and len(grid) > 1:
+            chart = wb.add_chart({"type": "scatter", "subtype": "straight"})
+            n = len(grid)
+            cols = list(grid.columns)
+            for party in ("sponsor gain", "partner gain"):
+                c = cols.index(party)
+                chart.add_series({"name": ["Values", 1, c], "categories": ["Values", 2, 0, n + 1, 0],
+                                  "values": ["Values", 2, c, n + 1, c]})
+            chart.set_title({"name": "Gain over walk-away: the zone is where both are above 0"})
+            chart.set_x_axis({"name": negotiation.parameters[0]})
+            chart.set_y_axis({"name": f"{currency} millions"})
+            chart.set_size({"width": 720, "height": 400})
+            ws.insert_chart(len(zone) + len(splits) + 7, 0, chart)
+        _sheet(wb, "Inputs", inputs, fmt, "Everything needed to replay this run.", index=False)
+
+    _atomic_workbook(target, build)
+    return target
+
+
+def _block(ws, frame: pd.DataFrame, fmt: dict, first_row: int) -> None:
+    """A table written below others on a sheet (header at ``first_row``)."""
+    for c, column in enumerate(frame.columns):
+        ws.write_string(first_row, c, str(column), fmt["head"])
+        for r, value in enumerate(frame[column].tolist()):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                ws.write_number(first_row + 1 + r, c, value, fmt["money"])
+            else:
+                ws.write_string(first_row + 1 + r, c, str(safe_text(str(value))))
+
+
 # --------------------------------------------------------------------------- one entry point
 
 

@@ -209,3 +209,28 @@ def test_value_reports_the_certainty_equivalent_beside_the_expected_npv(tmp_path
     dm.save_deal(deal, path)
     assert main(["value", str(path), "--paths", "2000", "--seed", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["certainty_equivalents"]["sponsor"] == pytest.approx(ce["sponsor"])
+
+
+def test_the_negotiation_workbook_holds_the_zone_the_splits_and_a_chart(tmp_path):
+    import openpyxl
+
+    from dealmodel.cli import main
+
+    share, fees = (str(ROOT / "sample_deals" / f"reference_{k}.yaml") for k in ("revenue_share", "fee_for_service"))
+    out = tmp_path / "talk.xlsx"
+    assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate", "--walkaway", fees, "--range", "0", "0.3",
+                 "--paths", "3000", "--out", str(out)]) == 0
+    result = negotiate(dm.load_deal(share), "terms[1].tiers[0].rate", dm.load_deal(fees), ranges=[(0.0, 0.3)],
+                       paths=3000)
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["Negotiation", "Values", "Inputs"]
+    ws = wb["Negotiation"]
+    assert [ws.cell(2, 1).value, ws.cell(2, 2).value] == ["from", "to"]
+    assert ws.cell(3, 1).value == pytest.approx(result.zone[0][0], rel=1e-12)
+    assert ws.cell(3, 2).value == pytest.approx(result.zone[0][1], rel=1e-12)
+    splits = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(6, 9)}
+    assert splits["nash"] == pytest.approx(result.splits["nash"].x[0], rel=1e-12)
+    assert len(ws._charts) == 1
+    assert wb["Values"].max_row == 2 + 25
+    assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate", "--walkaway", fees,
+                 "--out", str(tmp_path / "talk.csv")]) == 2
