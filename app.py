@@ -99,6 +99,14 @@ def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, s
         return {"error": str(exc)}
 
 
+@st.cache_data(max_entries=16, show_spinner="Finding the zone of agreement…")
+def negotiate_cached(deal_json: str, parameter: str, low: float, high: float, walk_json: str, measure: str,
+                     paths: int, seed: int) -> dict:
+    deal, walk = dm.Deal.model_validate_json(deal_json), dm.Deal.model_validate_json(walk_json)
+    result = dm.negotiate(deal, parameter, walk, measure=measure, ranges=[(low, high)], paths=paths, seed=seed)
+    return {**result.to_dict(), "table": result.table, "summary": result.summary()}
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def workbook_bytes(deal_jsons: tuple[tuple[str, str], ...], baseline: str, paths: int, seed: int) -> bytes:
     results = {name: simulate_cached(js, paths, seed) for name, js in deal_jsons}
@@ -393,7 +401,7 @@ def main() -> None:
                 help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
 
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
-                    "Compare & solve"])
+                    "Compare & solve", "Negotiate"])
     with tabs[0]:
         st.caption(f"Biobucks {money(result.biobucks)} · total contract value {money(result.total_contract_value)} · "
                    f"expected PV of every payment to the partner {money(result.expected_pv_to_partner)} "
@@ -421,6 +429,78 @@ def main() -> None:
         sensitivity(jsons[name], seed)
     with tabs[5]:
         compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed)
+    with tabs[6]:
+        negotiation(deals, jsons, name, baseline, paths, seed)
+
+
+NEGOTIATE_PATHS = 20_000
+
+
+def _apply(name: str, path: str, value: float, percent: bool) -> None:
+    """Button callback: set a term to a negotiated value (before the sliders are drawn again)."""
+    ss.edits[name][path] = value
+    ss[f"term::{name}::{path}"] = 100 * value if percent else value
+
+
+def negotiation(deals, jsons, name, baseline, paths, seed) -> None:
+    if name == baseline:
+        st.info(f"Pick a structure other than the baseline (**{baseline}**): the baseline is each party's "
+                f"walk-away.")
+        return
+    params = term_parameters(ss.structures[name])
+    if not params:
+        st.info("This structure has no adjustable terms.")
+        return
+    left, right = st.columns([2, 1])
+    p = left.selectbox("Term to negotiate", params, format_func=lambda q: q.label, key=f"neg_param::{name}")
+    measure = right.radio("Each party's value", ["enpv", "ce"], horizontal=True, key="neg_measure",
+                          format_func=lambda m: "expected NPV" if m == "enpv" else "certainty equivalent",
+                          help="Certainty equivalent: −R ln E[exp(−NPV/R)] at each party's risk tolerance R "
+                               "(risk-neutral parties: the expected NPV).")
+    n = min(paths, NEGOTIATE_PATHS)
+    span = f"{p.low:.1%} to {p.high:.1%}" if p.percent else f"{p.low:,.0f} to {p.high:,.0f}"
+    st.caption(f"Walk-away: each party's value under **{baseline}**, on the same {n:,} simulated futures. The zone "
+               f"is where both gain; searched over the slider's range ({span}), the other terms as they are now.")
+    # the structure as edited, but for the negotiated term itself: applying a split keeps the answer on screen
+    around = dm.set_value(deals[name], p.path, p.value).model_dump_json(by_alias=True)
+    key = ("negotiate", around, p.path, jsons[baseline], measure, n, seed)
+    if st.button("Find the zone of agreement", key="run_negotiate"):
+        ss.negotiate_key = key
+    if ss.get("negotiate_key") != key:
+        return
+    out = negotiate_cached(around, p.path, p.low, p.high, jsons[baseline], measure, n, seed)
+    table = out["table"]
+    gains = pd.concat([pd.DataFrame({"x": table[p.path], "party": party, "gain": table[f"{party}_gain"]})
+                       for party in ("sponsor", "partner")], ignore_index=True)
+    zone = pd.DataFrame(out["zone"], columns=["x_from", "x_to"]) if out["zone"] else \
+        pd.DataFrame(columns=["x_from", "x_to"])
+    splits = pd.DataFrame([{"x": s["x"][0], "rule": s["rule"].replace("_", " "), "joint": s["joint_gain"]}
+                           for s in out["splits"].values()])
+    if not out["zone"]:
+        st.warning(f"No terms in this range make both sides better off than under {baseline}: at best the "
+                   f"walk-aways are missed by {out['shortfall']:,.1f} $M in all.")
+    else:
+        fmt = (lambda v: f"{v:.2%}") if p.percent else (lambda v: f"{v:,.1f}")
+        st.success("Both parties gain for " + ", ".join(f"{fmt(lo)} to {fmt(hi)}" for lo, hi in out["zone"]) + ".")
+    st.altair_chart(charts.negotiation_chart(gains, zone, splits if len(splits) else
+                                             pd.DataFrame(columns=["x", "rule", "joint"]), p.label, p.percent),
+                    width="stretch")
+    if not out["splits"]:
+        return
+    rows = []
+    for rule, s in out["splits"].items():
+        rows.append({"split": rule.replace("_", " "), p.label: s["x"][0] * (100 if p.percent else 1),
+                     "sponsor gain, $M": s["sponsor_gain"], "partner gain, $M": s["partner_gain"],
+                     "joint gain, $M": s["joint_gain"], "± joint (2 se)": 2 * s["joint_gain_se"]})
+    shown = pd.DataFrame(rows).set_index("split")
+    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns} |
+                                    ({p.label: "{:.2f}%"} if p.percent else {})), width="stretch")
+    st.caption("Nash: the largest product of the two gains; equal gain: both gain the same; equal share: each "
+               "gets the same share of the most it could gain in the zone. ± is two standard errors, paired.")
+    cols = st.columns(len(out["splits"]))
+    for col, (rule, s) in zip(cols, out["splits"].items(), strict=True):
+        col.button(f"Apply the {rule.replace('_', ' ')} point", key=f"apply::{rule}", on_click=_apply,
+                   args=(name, p.path, float(s["x"][0]), p.percent))
 
 
 def sensitivity(deal_json: str, seed: int) -> None:

@@ -111,3 +111,29 @@ def tornado_chart(table: pd.DataFrame, party: str, top: int = 15) -> alt.LayerCh
     )
     rule = alt.Chart(data.head(1)).mark_rule(color="black").encode(x="base:Q")
     return (bars + rule).properties(height=max(220, 30 * len(data)), title="What moves the value most")
+
+
+def negotiation_chart(gains: pd.DataFrame, zone: pd.DataFrame, splits: pd.DataFrame, label: str,
+                      percent: bool) -> alt.LayerChart:
+    """Both parties' gain over walk-away against one term, the zone shaded, the fair splits marked.
+
+    ``gains``: columns x, party, gain; ``zone``: x_from, x_to; ``splits``: x, rule, gain (the joint).
+    """
+    fmt = ".1%" if percent else ",.1f"
+    x = alt.X("x:Q", title=label, axis=alt.Axis(format=fmt))
+    shade = alt.Chart(zone).mark_rect(color="#e2efda", opacity=0.8).encode(
+        x=alt.X("x_from:Q", axis=alt.Axis(format=fmt)), x2="x_to:Q",
+        tooltip=[alt.Tooltip("x_from:Q", format=fmt, title="zone from"), alt.Tooltip("x_to:Q", format=fmt,
+                                                                                     title="to")])
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#595959").encode(y="y:Q")
+    lines = alt.Chart(gains).mark_line(strokeWidth=2.5).encode(
+        x=x, y=alt.Y("gain:Q", axis=_money_axis("gain over walk-away, $M")),
+        color=alt.Color("party:N", scale=alt.Scale(domain=["sponsor", "partner"], range=["#1f4e79", "#c55a11"]),
+                        legend=alt.Legend(orient="top", title=None)),
+        tooltip=["party:N", alt.Tooltip("x:Q", format=fmt, title=label), alt.Tooltip("gain:Q", format=",.1f")])
+    marks = alt.Chart(splits).mark_rule(strokeDash=[4, 3], color="#7f3f98").encode(
+        x="x:Q", tooltip=["rule:N", alt.Tooltip("x:Q", format=fmt, title=label),
+                          alt.Tooltip("joint:Q", format=",.1f", title="joint gain")])
+    title = alt.TitleParams("Where both parties gain", subtitle="shaded: the zone of agreement; dashed: the fair "
+                            "splits (table below; hover for each)")
+    return (shade + zero + lines + marks).properties(height=360, title=title)

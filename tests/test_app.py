@@ -232,3 +232,25 @@ def test_the_three_headline_figures_are_shown(monkeypatch):
     caption = next(c.value for c in at.main.caption if c.value.startswith("Biobucks"))
     assert f"expected PV of every payment to the partner {result.expected_pv_to_partner:,.1f}" in caption
     assert f"total contract value {result.total_contract_value:,.1f}" in caption
+
+
+def test_negotiate_finds_the_zone_and_applies_a_split(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    assert at.selectbox(key="selected").value == REV
+    param = at.selectbox(key=f"neg_param::{REV}")
+    param.set_value(next(o for o in param.options if "rate above" not in o and "rate" in o)).run()
+    at.button(key="run_negotiate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (found,) = [s.value for s in at.success if s.value.startswith("Both parties gain")]
+    # the same zone from the API, on the same paths against the baseline (fee-for-service)
+    deal = dm.load_deal(REFERENCE["revenue_share"])
+    talk = dm.negotiate(deal, "terms[1].tiers[0].rate", dm.load_deal(REFERENCE["fee_for_service"]),
+                        ranges=[(0.0, 0.3)], paths=20_000, seed=0)
+    (lo, hi), = talk.zone
+    assert f"{lo:.2%} to {hi:.2%}" in found
+    at.button(key="apply::equal_gain").click().run()
+    assert not at.exception
+    slider = at.slider(key=f"term::{REV}::terms[1].tiers[0].rate")
+    assert slider.value == pytest.approx(100 * talk.splits["equal_gain"].x[0], rel=1e-9)
+    # the structure is now valued at that rate: both gain the same over fee-for-service
+    assert _metric(at, "Partner eNPV") == pytest.approx(talk.splits["equal_gain"].partner, abs=0.051)

@@ -58,6 +58,12 @@ def main(out: Path) -> None:
                     name = tabs.nth(i).inner_text().strip().lower().replace(" ", "-").replace("&", "and")
                     tabs.nth(i).click()
                     page.wait_for_timeout(1200)
+                    run = page.get_by_role("button", name="Find the zone of agreement")
+                    if run.count() and run.first.is_visible():  # the Negotiate view shows its answer on request
+                        run.first.click()
+                        page.get_by_text("Nash: the largest product").or_(page.get_by_text("No terms in this range")) \
+                            .first.wait_for(timeout=120_000)
+                        page.wait_for_timeout(1500)
                     panel = page.locator('[role="tabpanel"]:visible').first
                     panel.scroll_into_view_if_needed()
                     page.wait_for_timeout(300)
