@@ -399,6 +399,14 @@ def main() -> None:
                 help="Share of simulated futures in which the partner's NPV is below zero.")
     m[5].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
                 help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
+    tolerance = {p: getattr(deals[name].parties, p).risk_tolerance for p in ("sponsor", "partner")}
+    if any(v is not None for v in tolerance.values()):
+        st.caption("Certainty equivalents — what each party would take for sure instead, at its risk tolerance R: "
+                   + " · ".join(f"{p} {money(row[f'{p}_certainty_equivalent'])}"
+                                + (f" (R {money(tolerance[p])})" if tolerance[p] else " (risk-neutral)")
+                                for p in ("sponsor", "partner")) + f" ({currency} millions)",
+                   help="−R ln E[exp(−NPV/R)] over the simulated futures: the expected NPV less a price for its "
+                        "spread; see docs/methodology.md.")
 
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
                     "Compare & solve", "Negotiate"])
@@ -526,7 +534,9 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
         "contract value": t["total_contract_value"],
         "PV to partner": t["expected_pv_to_partner"],
         "sponsor eNPV": t["sponsor_expected_npv"],
+        "sponsor CE": t["sponsor_certainty_equivalent"],
         "partner eNPV": t["partner_expected_npv"],
+        "partner CE": t["partner_certainty_equivalent"],
         "partner P5": t["partner_p5"],
         "partner P(loss)": t["partner_prob_loss"],
         "partner risk share": t["partner_risk_share"],

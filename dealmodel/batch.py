@@ -302,7 +302,7 @@ def _row_base(item: Item) -> dict[str, Any]:
 def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_key: str) -> dict[str, Any]:
     paired = program_key(item.deal) == base_key
     row = comparison_row(item.label, summarize(npv), headline(item.deal), float(npv["payments"].mean()), npv,
-                         base_npv, paired)
+                         base_npv, paired, item.deal)
     row.pop("variant")
     return _row_base(item) | row | {"error": None}
 

@@ -150,7 +150,7 @@ def compare_results(
     base_key = program_key(base_result.deal)
     rows = [
         comparison_row(name, r.summary(), r.headline, r.expected_pv_to_partner, r.npv, base_result.npv,
-                       program_key(r.deal) == base_key)
+                       program_key(r.deal) == base_key, r.deal)
         for name, r in results.items()
     ]
     table = pd.DataFrame(rows).set_index("variant")
@@ -166,12 +166,23 @@ def comparison_row(
     npv: Mapping[str, np.ndarray],
     base_npv: Mapping[str, np.ndarray],
     paired: bool,
+    deal: Deal | None = None,
 ) -> dict[str, object]:
-    """One row of a comparison table: each party's metrics, headline, paired differences, joint gain."""
+    """One row of a comparison table: each party's metrics, headline, paired differences, joint gain.
+
+    With the ``deal``, also each party's certainty equivalent at its risk tolerance
+    (``{party}_certainty_equivalent``; the expected NPV for a risk-neutral party).
+    """
+    from dealmodel.negotiate import certainty_equivalent
+
     row: dict[str, object] = {"variant": name}
     for party in PARTIES:
         for m in COMPARE_METRICS:
             row[f"{party}_{m}"] = float(summary.loc[party, m])
+    if deal is not None:
+        for party in ("sponsor", "partner"):
+            row[f"{party}_certainty_equivalent"] = certainty_equivalent(
+                npv[party], getattr(deal.parties, party).risk_tolerance)
     row["biobucks"] = headline.biobucks
     row["total_contract_value"] = headline.total_contract_value
     row["expected_pv_to_partner"] = expected_pv_to_partner

@@ -254,3 +254,14 @@ def test_negotiate_finds_the_zone_and_applies_a_split(monkeypatch):
     assert slider.value == pytest.approx(100 * talk.splits["equal_gain"].x[0], rel=1e-9)
     # the structure is now valued at that rate: both gain the same over fee-for-service
     assert _metric(at, "Partner eNPV") == pytest.approx(talk.splits["equal_gain"].partner, abs=0.051)
+
+
+def test_the_certainty_equivalents_are_shown_beside_the_expected_npvs(monkeypatch):
+    from dealmodel.negotiate import certainty_equivalent
+
+    at = _app(monkeypatch)
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Certainty equivalents")]
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    result = dm.simulate(deal, paths=20_000, seed=0)
+    sponsor = certainty_equivalent(result.npv["sponsor"], deal.parties.sponsor.risk_tolerance)
+    assert f"sponsor {sponsor:,.1f}" in caption and "(R 80.0)" in caption

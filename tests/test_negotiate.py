@@ -234,3 +234,14 @@ def test_the_negotiation_workbook_holds_the_zone_the_splits_and_a_chart(tmp_path
     assert wb["Values"].max_row == 2 + 25
     assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate", "--walkaway", fees,
                  "--out", str(tmp_path / "talk.csv")]) == 2
+
+
+def test_the_comparison_table_carries_each_partys_certainty_equivalent():
+    lognormal = {"dist": "lognormal", "median": 100.0, "p90": 250.0}
+    deal = _deal(peak=lognormal, sponsor_tolerance=100.0)
+    comparison = dm.compare([deal], paths=3000, seed=1)
+    npv = comparison.results[deal.name].npv
+    row = comparison.table.iloc[0]
+    by_hand = -100.0 * math.log(np.mean(np.exp(-npv["sponsor"] / 100.0)))
+    assert row["sponsor_certainty_equivalent"] == pytest.approx(by_hand, rel=1e-12)
+    assert row["partner_certainty_equivalent"] == pytest.approx(npv["partner"].mean(), rel=1e-12)  # risk-neutral
