@@ -23,6 +23,7 @@ from dealmodel import charts, views
 from dealmodel.compare import compare_results
 from dealmodel.edit import ParameterError, scale_all, set_values, term_parameters
 from dealmodel.export import csv_text
+from dealmodel.negotiate import comparison_frontier
 from dealmodel.schema import PHASES
 
 ROOT = Path(__file__).resolve().parent
@@ -551,6 +552,12 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
                  "partner risk share": "{:.2f}"}), width="stretch")
     st.caption("Δ and joint gain (sponsor's change + partner's change) are against the baseline, paired on "
                "common paths; ± is two standard errors.")
+    front = comparison_frontier(t).reset_index()
+    st.altair_chart(charts.frontier_chart(front), width="stretch")
+    beaten = front[front["dominated"]]
+    if len(beaten):
+        st.caption("Dominated: " + "; ".join(f"**{r.structure}** by {r.dominated_by}" for r in beaten.itertuples())
+                   + ".")
     c1, c2, _ = st.columns([1, 1, 2])
     pairs = tuple(jsons.items())
     c1.download_button("Download the comparison (Excel)", lambda: workbook_bytes(pairs, baseline, paths, seed),

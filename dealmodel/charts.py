@@ -137,3 +137,25 @@ def negotiation_chart(gains: pd.DataFrame, zone: pd.DataFrame, splits: pd.DataFr
     title = alt.TitleParams("Where both parties gain", subtitle="shaded: the zone of agreement; dashed: the fair "
                             "splits (table below; hover for each)")
     return (shade + zero + lines + marks).properties(height=360, title=title)
+
+
+def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV") -> alt.LayerChart:
+    """Sponsor value against partner value, one point per structure; dominated ones hollow.
+
+    ``frame``: columns structure, sponsor, partner, dominated, dominated_by.
+    """
+    base = alt.Chart(frame).encode(
+        x=alt.X("sponsor:Q", axis=_money_axis(f"sponsor {measure_label}, $M"), scale=alt.Scale(zero=False)),
+        y=alt.Y("partner:Q", axis=_money_axis(f"partner {measure_label}, $M"), scale=alt.Scale(zero=False)),
+        tooltip=["structure:N", alt.Tooltip("sponsor:Q", format=",.1f"), alt.Tooltip("partner:Q", format=",.1f"),
+                 alt.Tooltip("dominated_by:N", title="dominated by")],
+    )
+    points = base.mark_point(size=140, strokeWidth=2.5).encode(
+        color=alt.Color("structure:N", scale=alt.Scale(range=_PALETTE),
+                        legend=alt.Legend(orient="top", columns=2, title=None, labelLimit=320)),
+        fill=alt.condition("datum.dominated", alt.value("white"), alt.Color("structure:N")),
+        shape=alt.value("circle"),
+    )
+    title = alt.TitleParams("Deal frontier", subtitle="up and to the right is better for both; hollow: another "
+                            "structure is at least as good for both parties")
+    return points.properties(height=340, title=title)

@@ -153,6 +153,7 @@ def write_workbook(
         if per_year is not None:
             _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
         if comparison is not None:
+            _frontier_sheet(wb, comparison, fmt, note)
             _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)
             _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
 
@@ -240,6 +241,26 @@ def _distribution_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> Non
         chart.set_size({"width": 720, "height": 360})
         ws.insert_chart(row, len(names) + 2, chart)
         row = last + 4
+
+
+def _frontier_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> None:
+    """Each structure's sponsor and partner expected NPV, dominated ones flagged, and a scatter chart."""
+    from dealmodel.negotiate import comparison_frontier
+
+    front = comparison_frontier(comparison.table).rename(columns={
+        "sponsor": "sponsor eNPV", "partner": "partner eNPV", "dominated_by": "dominated by"})
+    ws = _sheet(wb, "Frontier", front, fmt, note + " A structure is dominated when another is at least as good "
+                "for both parties and better for one.", index=True)
+    chart = wb.add_chart({"type": "scatter"})
+    for r in range(len(front)):
+        chart.add_series({"name": ["Frontier", 2 + r, 0], "categories": ["Frontier", 2 + r, 1, 2 + r, 1],
+                          "values": ["Frontier", 2 + r, 2, 2 + r, 2],
+                          "marker": {"type": "circle", "size": 9}})
+    chart.set_title({"name": "Deal frontier: sponsor vs partner expected NPV"})
+    chart.set_x_axis({"name": "sponsor eNPV"})
+    chart.set_y_axis({"name": "partner eNPV"})
+    chart.set_size({"width": 720, "height": 420})
+    ws.insert_chart(len(front) + 4, 0, chart)
 
 
 def _tornado_chart(wb, ws, tornado: pd.DataFrame) -> None:

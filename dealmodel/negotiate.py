@@ -454,10 +454,26 @@ def frontier(deals: Sequence[Deal] | Mapping[str, Deal], measure: str = "enpv", 
             tol = getattr(deal.parties, party).risk_tolerance if measure == "ce" else None
             row[party] = certainty_equivalent(result.npv[party], tol)
         rows.append(row)
-    table = pd.DataFrame(rows).set_index("structure")
+    return dominance(pd.DataFrame(rows).set_index("structure"))
+
+
+def dominance(table: pd.DataFrame) -> pd.DataFrame:
+    """Flag each row (columns ``sponsor``, ``partner``) that another beats for one party without
+    losing for the other: ``dominated`` and ``dominated_by`` (the names of those that beat it)."""
+    table = table.copy()
     s, p = table["sponsor"].to_numpy(), table["partner"].to_numpy()
     better = (s[None, :] >= s[:, None]) & (p[None, :] >= p[:, None]) & ((s[None, :] > s[:, None])
                                                                           | (p[None, :] > p[:, None]))
     table["dominated"] = better.any(axis=1)
-    table["dominated_by"] = [", ".join(table.index[better[i]]) for i in range(len(table))]
+    table["dominated_by"] = [", ".join(map(str, table.index[better[i]])) for i in range(len(table))]
     return table
+
+
+def comparison_frontier(comparison_table: pd.DataFrame, measure: str = "enpv") -> pd.DataFrame:
+    """The frontier of the structures of a comparison (``Comparison.table``), from its columns."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)} (got {measure!r})")
+    column = "expected_npv" if measure == "enpv" else "certainty_equivalent"
+    table = pd.DataFrame({p: comparison_table[f"{p}_{column}"] for p in PARTIES})
+    table.index.name = "structure"
+    return dominance(table)

@@ -67,7 +67,7 @@ def test_app_runs_on_every_sample_deal(monkeypatch, path):
     deal = dm.load_deal(path)
     assert _metric(at, "Biobucks") == pytest.approx(dm.headline(deal).biobucks, abs=0.051)
     assert _metric(at, "Contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
-    assert len(at.get("vega_lite_chart")) == 5
+    assert len(at.get("vega_lite_chart")) == 6  # bridge, two distributions, risk vs return, cash flow, frontier
 
 
 def test_every_structure_can_be_selected(monkeypatch):

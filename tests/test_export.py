@@ -31,7 +31,22 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Terms", "Inputs"]
+    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Frontier", "Terms",
+                             "Inputs"]
+    front = {r[0]: r[1:] for r in wb["Frontier"].iter_rows(min_row=3, max_row=2 + len(comparison.table),
+                                                           values_only=True)}
+    t = comparison.table
+    for name in t.index:
+        sponsor, partner, dominated, _ = front[name] if name in front else next(
+            v for k, v in front.items() if k.lstrip("'") == name.lstrip("'"))
+        assert (sponsor, partner) == (pytest.approx(t.loc[name, "sponsor_expected_npv"], rel=1e-12),
+                                      pytest.approx(t.loc[name, "partner_expected_npv"], rel=1e-12))
+        beaten = ((t["sponsor_expected_npv"] >= t.loc[name, "sponsor_expected_npv"])
+                  & (t["partner_expected_npv"] >= t.loc[name, "partner_expected_npv"])
+                  & ((t["sponsor_expected_npv"] > t.loc[name, "sponsor_expected_npv"])
+                     | (t["partner_expected_npv"] > t.loc[name, "partner_expected_npv"]))).any()
+        assert dominated == bool(beaten)
+    assert len(wb["Frontier"]._charts) == 1
     terms = [[c.value for c in r] for r in wb["Terms"].iter_rows(min_row=3)]
     assert len(terms) == sum(len(r.deal.terms) for r in comparison.results.values())
     royalty = next(r for r in terms if r[0] == "Reference program — revenue share" and r[2] == "royalty")
@@ -76,7 +91,7 @@ def test_workbook_has_native_charts(tmp_path, comparison):
 
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
-    assert len(charts) == 2  # partner and sponsor NPV distributions
+    assert len(charts) == 3  # partner and sponsor NPV distributions, the frontier
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
 
 
