@@ -158,4 +158,5 @@ def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV") -> 
     )
     title = alt.TitleParams("Deal frontier", subtitle="up and to the right is better for both; hollow: another "
                             "structure is at least as good for both parties")
-    return points.properties(height=340, title=title)
+    # Streamlit fits title and legend inside the height: leave the plot room under a five-line legend
+    return points.properties(height=480, title=title)
