@@ -46,7 +46,7 @@ def _assert_close(ref: np.ndarray, got: np.ndarray, scale: np.ndarray, what: str
     assert (err <= bound).all(), (f"{what}: path {worst} reference {ref.flat[worst]!r} kernel {got.flat[worst]!r}")
 
 
-def _check(deals: list[dm.Deal], seed: int, n: int) -> None:
+def _assert_engines_agree(deals: list[dm.Deal], seed: int, n: int) -> None:
     npv, tpv, ann = _kernel_values(deals, seed, n, annual=True)
     row = 0
     for s, deal in enumerate(deals):
@@ -66,12 +66,12 @@ def _check(deals: list[dm.Deal], seed: int, n: int) -> None:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
 def test_every_sample_agrees_path_by_path(path):
-    _check([dm.load_deal(path)], seed=11, n=3000)
+    _assert_engines_agree([dm.load_deal(path)], seed=11, n=3000)
 
 
 def test_structures_valued_together_agree_with_each_alone():
     deals = [dm.load_deal(p) for p in SAMPLES if p.stem.startswith("reference_")]
-    _check(deals, seed=5, n=2000)
+    _assert_engines_agree(deals, seed=5, n=2000)
 
 
 # --------------------------------------------------------------------------- generated deals
@@ -237,7 +237,7 @@ def deals(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(deal=deals(), seed=st.integers(0, 2**31))
 def test_generated_deals_agree_path_by_path(deal, seed):
-    _check([deal], seed=seed, n=400)
+    _assert_engines_agree([deal], seed=seed, n=400)
 
 
 def _phase(p: float, years: float, partner_cost) -> dict:
@@ -266,7 +266,7 @@ def test_a_credit_used_up_after_two_fees_fall_due_at_the_same_moment():
                   {"kind": "upfront", "amount": 120.5, "creditable": True},
                   {"kind": "service_fees", "markup": 0.0}],
     })
-    _check([deal], seed=0, n=600)
+    _assert_engines_agree([deal], seed=0, n=600)
     # at a zero rate the credit can never exceed the upfront: its PV to the partner is >= 0
     _, tpv, _ = _kernel_values([deal], seed=0, n=600)
     assert tpv[1].min() >= -1e-9
