@@ -23,6 +23,7 @@ from dealmodel import charts, views
 from dealmodel.compare import compare_results
 from dealmodel.edit import ParameterError, scale_all, set_values, term_parameters
 from dealmodel.export import csv_text
+from dealmodel.io import file_stem
 from dealmodel.negotiate import comparison_frontier
 from dealmodel.schema import PHASES
 
@@ -566,7 +567,7 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     c2.download_button("Download the comparison (CSV)", csv_text(t).encode(), file_name="dealmodel-comparison.csv",
                        mime="text/csv", key="dl_csv")
     st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
-                               file_name=f"{name}.yaml", mime="application/x-yaml", key="dl_deal")
+                               file_name=f"{file_stem(name)}.yaml", mime="application/x-yaml", key="dl_deal")
 
     st.markdown("#### Fair terms")
     royalty = next((i for i, term in enumerate(deals[name].terms) if term.kind == "royalty"), None)

@@ -172,6 +172,7 @@ def _atomic_workbook(target: Path, build) -> None:
         fmt = {
             "money": wb.add_format({"num_format": "#,##0.0"}),
             "share": wb.add_format({"num_format": "0.000"}),
+            "percent": wb.add_format({"num_format": "0.0%"}),
             "head": wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True}),
             "note": wb.add_format({"italic": True, "font_color": "#595959"}),
         }
@@ -194,7 +195,8 @@ def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool
     for c, column in enumerate(data.columns):
         ws.write_string(1, c, str(safe_text(str(column))), fmt["head"])
         ws.set_column(c, c, max(12, min(40, len(str(column)) + 2)))
-        cell_fmt = fmt["share"] if _is_share(str(column)) else fmt["money"]
+        cell_fmt = fmt["percent"] if "prob_" in str(column) else fmt["share"] if _is_share(str(column)) \
+            else fmt["money"]
         for r, value in enumerate(data[column].tolist()):
             row = r + 2
             if isinstance(value, bool):

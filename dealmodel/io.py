@@ -398,6 +398,16 @@ def expand_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def file_stem(name: str) -> str:
+    """A deal's name as a portable file name: lower-case ASCII letters, digits and hyphens."""
+    import re
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return stem[:80] or "deal"
+
+
 def deal_to_dict(deal: Deal) -> dict[str, Any]:
     """Plain data for a deal (fixed numbers as numbers, defaults left out where unchanged)."""
     return deal.model_dump(mode="json", by_alias=True, exclude_none=True)

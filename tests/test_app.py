@@ -90,6 +90,7 @@ def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
     assert _metric(at, "Sponsor eNPV") < sponsor_before
     # the edit is kept in the downloadable deal: the YAML holds exactly what was valued
     (name,) = [n for n in _RecordingStorage.files if n.endswith(".yaml")]
+    assert name == "reference-program-revenue-share.yaml"  # no spaces or dashes a shell or a mail client trips on
     downloaded = yaml.safe_load(_RecordingStorage.files[name])
     assert downloaded["terms"][1]["tiers"][0]["rate"] == pytest.approx(0.13)
     assert downloaded["terms"][1]["tiers"][1]["rate"] == pytest.approx(0.15)  # the second tier, as written

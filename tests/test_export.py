@@ -150,3 +150,13 @@ def test_unknown_output_type_is_refused(tmp_path, comparison):
     with pytest.raises(ValueError, match=r"use \.xlsx, \.csv or \.json"):
         export(tmp_path / "c.pdf", comparison=comparison)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probabilities_are_percentages_and_money_has_one_decimal_in_the_workbook(tmp_path, comparison):
+    wb = openpyxl.load_workbook(export(tmp_path / "c.xlsx", comparison=comparison))
+    ws = wb["Comparison"]
+    header = [c.value for c in ws[2]]
+    prob = ws.cell(3, header.index("partner_prob_loss") + 1)
+    assert prob.number_format == "0.0%"
+    assert prob.value == pytest.approx(comparison.table["partner_prob_loss"].iloc[0], rel=1e-12)
+    assert ws.cell(3, header.index("partner_expected_npv") + 1).number_format == "#,##0.0"
