@@ -59,7 +59,7 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
         cell = rows[safe_text(name)][col]
         assert cell.value == pytest.approx(row["partner_expected_npv"], rel=1e-12)
         assert cell.number_format == "#,##0.0"
-    share_col = header.index("partner_prob_loss")
+    share_col = header.index("partner_risk_share")
     assert rows["Reference program — revenue share"][share_col].number_format == "0.000"
     tornado_ws = wb["Tornado"]
     assert tornado_ws.cell(3, 1).value == table.iloc[0]["input"]
