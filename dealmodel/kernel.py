@@ -12,9 +12,10 @@ What stays in NumPy: drawing the random numbers and sampling the distributions
 both engines see bit-identical program inputs. A test requires the two engines' per-path NPVs
 to agree to 1e-9 relative on every sample deal and on generated deals.
 
-Layout (built by :func:`plan`): every structure's terms are rows of one table; a row's kind is
-``ti[row, 0]``, its payment sign ``tp[row, 0]`` (+1 to the partner), its covered candidates
-``cov[row, :ti[row, 7]]``. See :data:`FLOAT_FIELDS` for the other columns of each kind.
+Layout (built by :class:`Plan`): every structure's terms are rows of two tables, ``TF`` (floats)
+and ``TI`` (ints); a row's kind is ``TI[row, 0]``, its payment sign ``TF[row, 0]`` (+1 to the
+partner), its covered candidates ``TI[row, NI:NI + TI[row, 7]]``. See :data:`FLOAT_FIELDS` for the
+other float columns of each kind.
 """
 
 from __future__ import annotations

@@ -146,10 +146,10 @@ class _Evaluator:
     def prepare(self) -> None:
         """Value the structures given as walk-aways (on the same paths)."""
         deals = {p: w.deal for p, w in self.walk.items() if w.deal is not None}
-        results = simulate_many(list(deals.values()), paths=self.paths, seed=self.seed, keep_flows=False) \
-            if deals else []
-        for (party, _), result in zip(deals.items(), results, strict=True):
-            self._walk_values[party] = self._value(result, party)
+        if deals:
+            results = simulate_many(list(deals.values()), paths=self.paths, seed=self.seed, keep_flows=False)
+            for party, result in zip(deals, results, strict=True):
+                self._walk_values[party] = self._value(result, party)
         for party, w in self.walk.items():
             if w.deal is None:
                 self._walk_values[party] = (w.value, np.zeros(self.paths))
@@ -378,8 +378,9 @@ def negotiate(
         raise ValueError(f"weight (the sponsor's bargaining weight) must be between 0 and 1 (got {weight!r})")
     if isinstance(grid, bool) or not isinstance(grid, int) or not 3 <= grid <= 201:
         raise ValueError(f"grid must be a whole number from 3 to 201 (got {grid!r})")
-    for p in params:
-        get_value(deal, p) if not p.startswith(("scale(", "all(")) else None
+    for p in params:  # a path that names nothing fails here, with its name
+        if not p.startswith(("scale(", "all(")):
+            get_value(deal, p)
     if ranges is None:
         ranges = [default_range(deal, p) for p in params]
     ranges = tuple((float(lo), float(hi)) for lo, hi in ranges)
