@@ -230,6 +230,7 @@ PH0 = 7
 ST, EN, RE, SU, SC, PC = range(6)
 # static candidate layout: PI[c] = phase_at (5 entries) | number of phases | length of the launch curve
 NPH, NCURVE = len(PHASES), len(PHASES) + 1
+MEMO = 6  # the work array starts with the integral memo: (time, integral) per discount
 
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True, error_model="numpy")
@@ -268,6 +269,26 @@ if AVAILABLE:
         return cum + (t - i) * _year_factor(lg, off, i, H)
 
     @_jit
+    def _chain(D, d, t0, K, W, out):
+        """:func:`_integral` at t0 + k for k = 0..K into W[out + 3 k]; with exact timing by the
+        recurrence I(t + 1) = I(t) + exp(-lg t) I(1) (no cancellation at any rate): three
+        exponentials per chain, not K + 1."""
+        lg = D[3 + d]
+        if D[0] != 0.0 or not (t0 >= 0.0):
+            for k in range(K + 1):
+                W[out + 3 * k] = _integral(D, d, t0 + k)
+            return
+        H = D[1]
+        one = _integral(D, d, 1.0) if H >= 1.0 else 1.0
+        e = math.exp(-lg * t0)
+        r = math.exp(-lg)
+        v = _integral(D, d, t0)
+        for k in range(K + 1):
+            W[out + 3 * k] = v if t0 + k < H else _integral(D, d, H)
+            v += e * one
+            e *= r
+
+    @_jit
     def _side(W, s, e, q, H, ann, rec):
         """A span's yearly table entries (at ann, -1: none) and its record (at rec, -1: none)."""
         if ann >= 0:
@@ -286,12 +307,24 @@ if AVAILABLE:
             W[rec] += 1.0
 
     @_small
+    def _memo_integral(W, D, d, t):
+        """:func:`_integral` through a one-entry memo per discount at W[2 d], W[2 d + 1] (key, value):
+        back-to-back spans (tiers, years) share an end, so each end is computed once."""
+        if W[2 * d] == t:
+            return W[2 * d + 1]
+        v = _integral(D, d, t)
+        W[2 * d] = t
+        W[2 * d + 1] = v
+        return v
+
+    @_small
     def _plain_span(s, e, q, W, a, ds, D, ann, rec):
         """Rate q over [s, e) into W: accumulators at a (ds: 0 sponsor+partner, 1 partner+program,
         2 all three), yearly table at ann (-1: none), recorded at rec (-1: not; W[rec] counts)."""
         first = 1 if ds == 1 else 0
         for j in range(3 if ds == 2 else 2):
-            W[a + j] += q * (_integral(D, first + j, e) - _integral(D, first + j, s))
+            i_s = _memo_integral(W, D, first + j, s)
+            W[a + j] += q * (_memo_integral(W, D, first + j, e) - i_s)
         if ann >= 0 or rec >= 0:
             _side(W, s, e, q, D[1], ann, rec)
 
@@ -391,7 +424,7 @@ if AVAILABLE:
                 t = min(t, P[path, c, b + EN])
         return t
 
-    @_jit
+    @_small
     def _milestone_time(code, thr, P, path, c, PI, W, srate, H):
         """When a candidate-level milestone is paid (inf: never; -1: it cannot be)."""
         if code < 10:
@@ -400,6 +433,11 @@ if AVAILABLE:
                 return -1.0  # not ahead of this candidate: the term never applies
             b = PH0 + 6 * k
             return P[path, c, b + ST] if P[path, c, b + RE] != 0.0 else math.inf
+        return _sales_event_time(code, thr, P, path, c, W, srate, H)
+
+    @_jit
+    def _sales_event_time(code, thr, P, path, c, W, srate, H):
+        """When an approval or sales milestone is paid (inf: never)."""
         L = P[path, c, LA]
         if code == EV_APPROVAL:
             return L
@@ -907,7 +945,7 @@ if AVAILABLE:
         TT = TI.shape[0]
         KY = H + 2
         # the work array's blocks (offsets), once per chunk
-        term0 = 0
+        term0 = MEMO  # W[:MEMO]: the integral memo of _memo_integral
         own = term0 + 2 * max(TT, 1)
         extra = own + 9 * C
         pay = extra + 4
@@ -924,6 +962,7 @@ if AVAILABLE:
         isl = iph + 3 * C * KB  # integrals at each launch-year boundary, per discount
         size = isl + 3 * C * KY
         W = np.zeros(size)
+        W[:MEMO] = math.nan  # no memo entry matches
         W[streams - 1] = C
         Lw = (term0, own, extra, pay, xann, ownann, srate, fees, tmp, streams, arr, pts, iph, isl, KB)
         for path in range(n):
@@ -957,9 +996,8 @@ if AVAILABLE:
                     peak, erosion, excl = P[path, c, PK], P[path, c, ER], P[path, c, EX]
                     K = _sales_years(L, Hf)
                     sb = isl + 3 * c * KY
-                    for k in range(K + 1):  # the launch years' chain
-                        for d in range(3):
-                            W[sb + 3 * k + d] = _integral(D, d, L + k)
+                    for d in range(3):  # the launch years' chain
+                        _chain(D, d, L, K, W, sb + d)
                     for k in range(K):
                         cv = curve[c, k] if k < PI[c, NCURVE] else 1.0
                         past = max(0.0, k + 1.0 - excl)
