@@ -328,9 +328,9 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         program = (PROGRAMS.get(first, key, seed, start // BLOCK, n) if cache
                    else simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n))
         out_npv = np.empty((S, 3, n))
-        out_tpv = np.empty((int(plan.offsets[-1]), n))
+        out_tpv = np.empty((int(plan.offsets[-1]), n if keep_flows else 0))
         out_ann = np.empty((S, 2, n if keep_flows else 0, T))
-        kernel.run_chunk(deals, plan, program, seed, start // BLOCK, keep_flows, out_npv, out_tpv, out_ann)
+        sums = kernel.run_chunk(deals, plan, program, seed, start // BLOCK, keep_flows, out_npv, out_tpv, out_ann)
         for s in range(S):
             for i, party in enumerate(("sponsor", "partner", "program")):
                 npv[s][party][sl] = out_npv[s, i]
@@ -338,7 +338,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
                 term_pv[s][:, sl] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
                 flows[s]["sponsor"][sl] = out_ann[s, 0]
                 flows[s]["partner"][sl] = out_ann[s, 1]
-        term_sums[start] = [out_tpv[plan.offsets[s]:plan.offsets[s + 1]].sum(axis=1) for s in range(S)]
+        term_sums[start] = [sums[plan.offsets[s]:plan.offsets[s + 1]] for s in range(S)]
         return _counts(program)
 
     starts = list(range(0, paths, chunk))

@@ -51,7 +51,7 @@ AVAILABLE = numba is not None
 UPFRONT, FEES, MILESTONE, ROYALTY, SUPPLY, COST_SHARE, CANCEL, REBATE, CAPACITY, OPTION = range(10)
 EV_APPROVAL, EV_ANNUAL, EV_CUMULATIVE, EV_COUNT = 10, 11, 12, 13
 TIMING_CODE = {"exact": 0, "end_of_year": 1, "mid_year": 2, "start_of_year": 3}
-NP, NI = 8, 8
+NP, NI = 8, 9
 SPONSOR, PARTNER, PROGRAM = 0, 1, 2
 _YEARS = 101.0  # past every horizon: where a price index stops (as in cashflows._YEARS)
 
@@ -171,6 +171,9 @@ class Plan:
             self.TF[i, NP + 2 * nt + 1:NP + 3 * nt + 1] = ts[:nt]
             self.TI[i, :NI] = ti
             self.TI[i, NI:] = cov
+        # TI[row, 8]: the row of the term's price index in escalation_table (-1: not indexed)
+        escalated = [getattr(t, "escalation", None) is not None for d in deals for t in d.terms]
+        self.TI[:, 8] = np.where(escalated, np.cumsum(escalated) - 1, -1)
         self.offsets = np.cumsum([0] + [len(d.terms) for d in deals]).astype(np.int64)
         self.maker = np.zeros((len(deals), C), dtype=np.int64)  # 1: the partner makes the marketed product
         for s, deal in enumerate(deals):
@@ -189,7 +192,7 @@ class Plan:
             curve = cand.commercial.curve()
             self.curve[c, : len(curve)] = curve
             self.PI[c, len(PHASES) + 1] = len(curve)
-        fees = sum(1 for d in deals for t in d.terms if isinstance(t, ServiceFees))
+        fees = max(sum(1 for t in d.terms if isinstance(t, ServiceFees)) for d in deals)  # one structure's
         K = max(len(c.remaining_phases()) for c in first.candidates)
         H = first.horizon_years
         # recorded fee flows per path: per fee term and candidate, K spans split at <= H + 2 new years, K lumps
@@ -676,7 +679,7 @@ if AVAILABLE:
 
     @_jit
     def _structure(s_idx, path, t_lo, t_hi, P, PI, TF, TI, esc, maker, W, Lw, D, want_ann, out_npv, out_tpv,
-                   out_ann):
+                   out_tsum, out_ann):
         """Value one structure's terms on one path, writing its NPVs (and yearly flows)."""
         term0, own, extra, pay, xann, ownann, srate, fees, tmp, streams, arr, pts, iph, isl, KB = Lw
         H = D[1]
@@ -703,7 +706,7 @@ if AVAILABLE:
         for row in range(t_lo, t_hi):
             kind = TI[row, 0]
             s = TF[row, 0]
-            g = esc[row, path]
+            g = esc[TI[row, 8], path] if TI[row, 8] >= 0 else 0.0
             a = term0 + 2 * (row - t_lo)
             ncov = TI[row, 7]
             if kind == UPFRONT:
@@ -814,7 +817,8 @@ if AVAILABLE:
                         for jj in range(TI[other, 7]):
                             if TI[other, NI + jj] == c:
                                 # into the spare accumulators at `extra + 2`: only the record is used
-                                _service_fees(other, c, TF, TI, esc[other, path], P, path, PI[c, NPH], W, extra + 2,
+                                g_other = esc[TI[other, 8], path] if TI[other, 8] >= 0 else 0.0
+                                _service_fees(other, c, TF, TI, g_other, P, path, PI[c, NPH], W, extra + 2,
                                               D, -1, tmp, iph + 3 * KB * c)
                     paid = 0.0
                     for f in range(int(W[tmp])):
@@ -926,7 +930,9 @@ if AVAILABLE:
         for t in range(T):
             paid_sp += W[term0 + 2 * t]
             paid_pa += W[term0 + 2 * t + 1]
-            out_tpv[t_lo + t, path] = W[term0 + 2 * t + 1]
+            if out_tpv.shape[1] > 0:
+                out_tpv[t_lo + t, path] = W[term0 + 2 * t + 1]
+            out_tsum[t_lo + t] += W[term0 + 2 * t + 1]
         out_npv[s_idx, SPONSOR, path] = sp - paid_sp
         out_npv[s_idx, PARTNER, path] = pa + W[extra] + paid_pa
         out_npv[s_idx, PROGRAM, path] = pr + W[extra + 1]
@@ -936,7 +942,8 @@ if AVAILABLE:
                 out_ann[s_idx, 1, path, y] += W[pay + y] + W[xann + y]
 
     @_jit
-    def value_chunk(P, PI, curve, TF, TI, esc, offsets, maker, D, want_ann, record, out_npv, out_tpv, out_ann):
+    def value_chunk(P, PI, curve, TF, TI, esc, offsets, maker, D, want_ann, record, out_npv, out_tpv, out_tsum,
+                    out_ann):
         """Value every structure on every path of a chunk (see the module docstring for the layout)."""
         n, C = P.shape[0], P.shape[1]
         S = offsets.size - 1
@@ -1008,7 +1015,7 @@ if AVAILABLE:
                 if want_ann:
                     out_ann[s, :, path, :] = 0.0
                 _structure(s, path, offsets[s], offsets[s + 1], P, PI, TF, TI, esc, maker[s], W, Lw, D, want_ann,
-                           out_npv, out_tpv, out_ann)
+                           out_npv, out_tpv, out_tsum, out_ann)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -1027,24 +1034,33 @@ def discounts(deal: Deal) -> tuple[float, ...]:
 
 
 def escalation_table(deals: list[Deal], seed: int, first_block: int, n: int) -> np.ndarray:
-    """Each term row's yearly price index on each path ``(rows, n)`` (0 where the term has none)."""
+    """The yearly price index of each indexed term (in deal and term order) on each path ``(rows, n)``.
+
+    Only terms with an ``escalation`` have a row (``Plan.TI[row, 8]`` points to it), so a grid of
+    hundreds of structures without indexation costs one row, not one per term.
+    """
     from dealmodel.terms import escalation_draws
 
     rows = []
     for deal in deals:
         draws = escalation_draws(deal, seed, first_block, n)
         for term in deal.terms:
-            rows.append(np.broadcast_to(np.asarray(draws.get(id(term), 0.0), dtype=float), (n,)))
-    return np.array(rows).reshape(len(rows), n)
+            if getattr(term, "escalation", None) is not None:
+                rows.append(np.broadcast_to(np.asarray(draws[id(term)], dtype=float), (n,)))
+    return np.array(rows).reshape(len(rows), n) if rows else np.zeros((1, n))
 
 
 def run_chunk(deals: list[Deal], plan: Plan, program, seed: int, first_block: int, want_annual: bool,
-              out_npv: np.ndarray, out_tpv: np.ndarray, out_ann: np.ndarray) -> None:
+              out_npv: np.ndarray, out_tpv: np.ndarray, out_ann: np.ndarray) -> np.ndarray:
     """Value every structure of ``plan`` on one chunk's simulated ``program``, into the ``out_*`` arrays.
 
-    ``out_npv`` is ``(S, 3, n)`` (sponsor, partner, program), ``out_tpv`` ``(terms, n)`` and
-    ``out_ann`` ``(S, 2, n, H)`` yearly flows of sponsor and partner (``(S, 2, 0, H)`` when not wanted).
+    ``out_npv`` is ``(S, 3, n)`` (sponsor, partner, program), ``out_tpv`` ``(terms, n)`` per-path
+    term PVs (``(terms, 0)`` when not wanted) and ``out_ann`` ``(S, 2, n, H)`` yearly flows of
+    sponsor and partner (``(S, 2, 0, H)`` when not wanted). Returns each term's PV summed over
+    the chunk's paths (in path order).
     """
     esc = escalation_table(deals, seed, first_block, program.n)
+    sums = np.zeros(plan.TI.shape[0])
     value_chunk(program_arrays(program), plan.PI, plan.curve, plan.TF, plan.TI, esc, plan.offsets, plan.maker,
-                discounts(deals[0]), want_annual, plan.record, out_npv, out_tpv, out_ann)
+                discounts(deals[0]), want_annual, plan.record, out_npv, out_tpv, sums, out_ann)
+    return sums
