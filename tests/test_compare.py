@@ -172,3 +172,19 @@ def test_iso_value_curve_keeps_the_partner_indifferent():
     # a larger upfront is worth exactly its increase: the royalty falls by that over its PV per unit rate
     b = expected_payments(_royalty_deal(1.0), 1)
     assert (curve["y"][0] - curve["y"][1]) * b == pytest.approx(5.0, rel=0.05)
+
+
+def test_editing_terms_gives_the_deal_a_full_validation_would():
+    """set_values revalidates only the edited terms (then the deal's cross checks): same deal, same errors."""
+    from dealmodel.edit import _data, set_values
+
+    hybrid = dm.load_deal(REFERENCE["hybrid"])
+    changes = {"terms[0].markup": -0.2, "terms[4].amount": 123.0, "terms[7].tiers[0].rate": 0.07}
+    data = _data(hybrid)
+    data["terms"][0]["markup"], data["terms"][4]["amount"] = -0.2, 123.0
+    data["terms"][7]["tiers"][0]["rate"] = 0.07
+    assert set_values(hybrid, changes) == dm.parse_deal(data)
+    with pytest.raises(ValueError, match=r"terms\[4\]\.amount: must be >= 0"):
+        set_values(hybrid, {"terms[4].amount": -1.0})
+    with pytest.raises(ValueError, match=r"terms\[9\]"):
+        set_values(hybrid, {"terms[9].amount": 1.0})
