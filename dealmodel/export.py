@@ -173,6 +173,7 @@ def _atomic_workbook(target: Path, build) -> None:
             "money": wb.add_format({"num_format": "#,##0.0"}),
             "share": wb.add_format({"num_format": "0.000"}),
             "percent": wb.add_format({"num_format": "0.0%"}),
+            "param": wb.add_format({"num_format": "#,##0.0000"}),  # a term's value: a rate or an amount
             "head": wb.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1, "text_wrap": True}),
             "note": wb.add_format({"italic": True, "font_color": "#595959"}),
         }
@@ -188,15 +189,17 @@ def _is_share(column: str) -> bool:
     return any(w in column for w in _SHARE_WORDS)
 
 
-def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool):
+def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool,
+           formats: dict[str, str] | None = None):
+    """A table on its own sheet; ``formats`` names a format of ``fmt`` for some columns."""
     ws = wb.add_worksheet(name)
     data = frame.reset_index() if index else frame.reset_index(drop=True)
     ws.write_string(0, 0, note, fmt["note"])
     for c, column in enumerate(data.columns):
         ws.write_string(1, c, str(safe_text(str(column))), fmt["head"])
         ws.set_column(c, c, max(12, min(40, len(str(column)) + 2)))
-        cell_fmt = fmt["percent"] if "prob_" in str(column) else fmt["share"] if _is_share(str(column)) \
-            else fmt["money"]
+        cell_fmt = fmt[(formats or {})[column]] if column in (formats or {}) else fmt["percent"] \
+            if "prob_" in str(column) else fmt["share"] if _is_share(str(column)) else fmt["money"]
         for r, value in enumerate(data[column].tolist()):
             row = r + 2
             if isinstance(value, bool):
@@ -311,7 +314,8 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], sheet: str = 
 
 def write_negotiation(negotiation, path: str | os.PathLike[str]) -> Path:
     """A workbook of a negotiation: the zone and the splits, the values on the grid with a native
-    chart of both parties' gains (one parameter), and the inputs."""
+    chart (one parameter: both parties' gains; two: each party's walk-away curve and the splits),
+    and the inputs."""
     target = Path(path)
     if target.suffix.lower() != ".xlsx":
         raise ValueError(f"a negotiation is written as .xlsx (got {target.suffix!r})")
@@ -338,12 +342,37 @@ def write_negotiation(negotiation, path: str | os.PathLike[str]) -> Path:
                                      "; ".join(f"{lo:g} to {hi:g}" for lo, hi in negotiation.ranges),
                                      str(negotiation.paths), str(negotiation.seed), __version__]})
     grid = negotiation.table.rename(columns=lambda c: c.replace("_", " "))
+    params = {p: "param" for p in negotiation.parameters} | ({"from": "param", "to": "param"}
+                                                            if isinstance(negotiation.zone, list) else {})
+    two = len(negotiation.parameters) == 2
 
     def build(wb, fmt) -> None:
-        ws = _sheet(wb, "Negotiation", zone, fmt, note, index=False)
+        ws = _sheet(wb, "Negotiation", zone, fmt, note, index=False, formats=params)
         ws.write_string(len(zone) + 3, 0, "Fair splits", fmt["head"])
-        _block(ws, splits, fmt, len(zone) + 4)
-        _sheet(wb, "Values", grid, fmt, note, index=False)
+        _block(ws, splits, fmt, len(zone) + 4, formats=params)
+        _sheet(wb, "Values", grid, fmt, note, index=False, formats=params)
+        if two:
+            first, second = negotiation.parameters
+            curves = negotiation.curves
+            _sheet(wb, "Curves", curves, fmt, f"Each party's walk-away curve: the {second} at which its gain "
+                   f"is 0, for each {first} (blank: no crossing in the range).", index=False,
+                   formats={first: "param", "sponsor": "param", "partner": "param"})
+            chart = wb.add_chart({"type": "scatter", "subtype": "straight_with_markers"})
+            n = len(curves)
+            for c, party in ((1, "sponsor"), (2, "partner")):
+                chart.add_series({"name": f"{party}'s walk-away", "categories": ["Curves", 2, 0, n + 1, 0],
+                                  "values": ["Curves", 2, c, n + 1, c], "marker": {"type": "none"}})
+            if len(splits):
+                row0 = len(zone) + 5
+                chart.add_series({"name": "fair splits", "categories": ["Negotiation", row0, 1,
+                                                                        row0 + len(splits) - 1, 1],
+                                  "values": ["Negotiation", row0, 2, row0 + len(splits) - 1, 2],
+                                  "line": {"none": True}, "marker": {"type": "diamond", "size": 8}})
+            chart.set_title({"name": "Both sign between the two walk-away curves"})
+            chart.set_x_axis({"name": first})
+            chart.set_y_axis({"name": second})
+            chart.set_size({"width": 720, "height": 420})
+            ws.insert_chart(len(zone) + len(splits) + 7, 0, chart)
         if len(negotiation.parameters) == 1 and len(grid) > 1:
             chart = wb.add_chart({"type": "scatter", "subtype": "straight"})
             n = len(grid)
@@ -363,13 +392,13 @@ def write_negotiation(negotiation, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _block(ws, frame: pd.DataFrame, fmt: dict, first_row: int) -> None:
+def _block(ws, frame: pd.DataFrame, fmt: dict, first_row: int, formats: dict[str, str] | None = None) -> None:
     """A table written below others on a sheet (header at ``first_row``)."""
     for c, column in enumerate(frame.columns):
         ws.write_string(first_row, c, str(column), fmt["head"])
         for r, value in enumerate(frame[column].tolist()):
             if isinstance(value, int | float) and not isinstance(value, bool):
-                ws.write_number(first_row + 1 + r, c, value, fmt["money"])
+                ws.write_number(first_row + 1 + r, c, value, fmt[(formats or {}).get(column, "money")])
             else:
                 ws.write_string(first_row + 1 + r, c, str(safe_text(str(value))))
 

@@ -25,6 +25,7 @@ influence of each figure (paired across the evaluations, which share their paths
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,14 +34,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from dealmodel.edit import get_value, set_value
+from dealmodel.edit import get_value, set_value, set_values
 from dealmodel.engine import simulate_many
 from dealmodel.result import SimulationResult
-from dealmodel.schema import Deal
+from dealmodel.schema import Deal, ServiceFees, SuccessRebate
 from dealmodel.solver import default_range
 
 PARTIES = ("sponsor", "partner")
 MEASURES = ("enpv", "ce")
+_TERM_PATH = re.compile(r"^terms\[(\d+)\]\.")
 
 
 # --------------------------------------------------------------------------- certainty equivalents
@@ -113,6 +115,33 @@ def _walkaway(x: Any, party: str) -> WalkAway:
 # --------------------------------------------------------------------------- evaluations
 
 
+def separable(deal: Deal, parameters: Sequence[str]) -> bool:
+    """Two plain parameters of two different terms whose payments no other term depends on.
+
+    Not so: ``scale(...)``/``all(...)`` parameters, two fields of one term, service fees where a
+    payment is creditable against them or a success rebate refunds them, and creditable
+    payments where there are fees (fee credits tie those terms together).
+    """
+    if len(parameters) != 2:
+        return False
+    index = []
+    for p in parameters:
+        m = _TERM_PATH.match(p)
+        if not m or int(m.group(1)) >= len(deal.terms):
+            return False
+        index.append(int(m.group(1)))
+    if index[0] == index[1]:
+        return False
+    fees = any(isinstance(t, ServiceFees) for t in deal.terms)
+    tied = any(getattr(t, "creditable", False) for t in deal.terms) or any(
+        isinstance(t, SuccessRebate) for t in deal.terms)
+    for i in index:
+        term = deal.terms[i]
+        if (isinstance(term, ServiceFees) and tied) or (getattr(term, "creditable", False) and fees):
+            return False
+    return True
+
+
 @dataclass
 class _Evaluator:
     """Both parties' values at any parameter value, on common paths, with their per-path influence."""
@@ -138,6 +167,8 @@ class _Evaluator:
         return certainty_equivalent(x, tol), influence(x, tol)
 
     def deal_at(self, x: Sequence[float]) -> Deal:
+        if not any(p.startswith(("scale(", "all(")) for p in self.parameters):  # plain paths: one edit
+            return set_values(self.deal, {p: float(v) for p, v in zip(self.parameters, x, strict=True)})
         deal = self.deal
         for parameter, value in zip(self.parameters, x, strict=True):
             deal = set_value(deal, parameter, float(value))
@@ -157,24 +188,63 @@ class _Evaluator:
     def walkaway(self, party: str) -> float:
         return self._walk_values[party][0]
 
+    def _npvs(self, points: Sequence[tuple[float, ...]]) -> list[dict[str, np.ndarray]]:
+        results = simulate_many([self.deal_at(p) for p in points], paths=self.paths, seed=self.seed,
+                                keep_flows=False)
+        self.evaluations += len(points)
+        return [{party: r.npv[party] for party in PARTIES} for r in results]
+
+    def _entry(self, p: tuple[float, ...], npv: dict[str, np.ndarray]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"x": p}
+        for party in PARTIES:
+            tol = self.tolerance(party)
+            value, infl = certainty_equivalent(npv[party], tol), influence(npv[party], tol)
+            w_value, w_infl = self._walk_values[party]
+            entry[party] = value
+            entry[f"{party}_gain"] = value - w_value
+            entry[f"{party}_influence"] = infl - w_infl
+        return entry
+
     def many(self, points: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
         """Gains at each point (evaluated together: one program simulation for all)."""
         todo = [tuple(float(v) for v in p) for p in points]
         new = [p for p in dict.fromkeys(todo) if p not in self._memo]
         if new:
-            results = simulate_many([self.deal_at(p) for p in new], paths=self.paths, seed=self.seed,
-                                    keep_flows=False)
-            self.evaluations += len(new)
-            for p, result in zip(new, results, strict=True):
-                entry: dict[str, Any] = {"x": p}
-                for party in PARTIES:
-                    value, infl = self._value(result, party)
-                    w_value, w_infl = self._walk_values[party]
-                    entry[party] = value
-                    entry[f"{party}_gain"] = value - w_value
-                    entry[f"{party}_influence"] = infl - w_infl
-                self._memo[p] = entry
+            for p, npv in zip(new, self._npvs(new), strict=True):
+                self._memo[p] = self._entry(p, npv)
         return [self._memo[p] for p in todo]
+
+    def grid(self, axes: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """Gains at every point of a two-parameter grid (row-major).
+
+        Where the two parameters sit in different terms that no other term depends on
+        (:func:`separable`), each path's NPV is the base plus one change per parameter:
+        NPV(a, b) = NPV(a, b0) + NPV(a0, b) - NPV(a0, b0), exactly (to rounding). Then only the
+        two lines through the first corner are simulated, and the sum is checked against a full
+        valuation at three other points; any disagreement (beyond 1e-9) values the whole grid.
+        """
+        points = [(float(a), float(b)) for a in axes[0] for b in axes[1]]
+        if not separable(self.deal, self.parameters):
+            return self.many(points)
+        a0, b0 = float(axes[0][0]), float(axes[1][0])
+        line = list(dict.fromkeys([(float(a), b0) for a in axes[0]] + [(a0, float(b)) for b in axes[1]]))
+        npv = dict(zip(line, self._npvs(line), strict=True))
+
+        def summed(a: float, b: float) -> dict[str, np.ndarray]:
+            return {q: npv[(a, b0)][q] + npv[(a0, b)][q] - npv[(a0, b0)][q] for q in PARTIES}
+
+        n = len(axes[0])
+        checks = [points[-1], points[(n // 2) * len(axes[1]) + len(axes[1]) // 2], points[len(axes[1]) + 1]]
+        checks = [c for c in dict.fromkeys(checks) if c not in npv]
+        for c, exact in zip(checks, self._npvs(checks), strict=True):
+            for q in PARTIES:
+                if not np.allclose(summed(*c)[q], exact[q], rtol=1e-9, atol=1e-9 * (1.0 + np.abs(exact[q]).max())):
+                    return self.many(points)
+            self._memo[c] = self._entry(c, exact)
+        for p in points:
+            if p not in self._memo:
+                self._memo[p] = self._entry(p, npv[p] if p in npv else summed(*p))
+        return [self._memo[p] for p in points]
 
     def one(self, x: Sequence[float]) -> dict[str, Any]:
         return self.many([x])[0]
@@ -230,6 +300,26 @@ class Negotiation:
     def has_zone(self) -> bool:
         return bool(self.zone) if isinstance(self.zone, list) else self.zone > 0
 
+    @property
+    def curves(self) -> pd.DataFrame:
+        """Each party's walk-away curve over two parameters: for every grid value of the first,
+        the value of the second at which the party's gain is 0 (linear between grid points; NaN
+        where its gain keeps one sign along the line). The zone lies between the two curves,
+        where both gains are >= 0. Empty for one parameter."""
+        if len(self.parameters) != 2:
+            return pd.DataFrame()
+        first, second = self.parameters
+        rows = []
+        for a, line in self.table.groupby(first, sort=True):
+            line = line.sort_values(second)
+            b = line[second].to_numpy()
+            row = {first: float(a)}
+            for party in PARTIES:
+                g = line[f"{party}_gain"].to_numpy()
+                row[party] = _crossing(b, g)
+            rows.append(row)
+        return pd.DataFrame(rows, columns=[first, *PARTIES])
+
     def summary(self) -> str:
         names = " x ".join(self.parameters)
         walk = ", ".join(f"{p} {w.label()} ({self.walkaway_values[p]:,.1f})" for p, w in self.walkaway.items())
@@ -262,8 +352,20 @@ class Negotiation:
             "ranges": [list(r) for r in self.ranges],
             "zone": [list(z) for z in self.zone] if isinstance(self.zone, list) else self.zone,
             "shortfall": self.shortfall, "splits": {k: s.to_dict() for k, s in self.splits.items()},
+            **({"curves": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                           for row in self.curves.to_dict("records")]} if len(self.parameters) == 2 else {}),
             "paths": self.paths, "seed": self.seed, "evaluations": self.evaluations,
         }
+
+
+def _crossing(x: np.ndarray, g: np.ndarray) -> float:
+    """The first x where g (sampled at x) crosses 0, by linear interpolation; NaN if it does not."""
+    for i in range(len(g) - 1):
+        if g[i] == 0.0:
+            return float(x[i])
+        if (g[i] < 0.0) != (g[i + 1] < 0.0):
+            return float(x[i] + (x[i + 1] - x[i]) * g[i] / (g[i] - g[i + 1]))
+    return float(x[-1]) if len(g) and g[-1] == 0.0 else math.nan
 
 
 def _split(rule: str, entry: dict[str, Any]) -> Split:
@@ -398,7 +500,7 @@ def negotiate(
     else:
         points = [[a, b] for a in axes[0] for b in axes[1]]
         zones = []
-    entries = ev.many(points)
+    entries = ev.many(points) if len(params) == 1 else ev.grid(axes)
     table = pd.DataFrame([{**{p: e["x"][i] for i, p in enumerate(params)},
                            **{k: e[k] for k in ("sponsor", "partner", "sponsor_gain", "partner_gain")},
                            "joint_gain": e["sponsor_gain"] + e["partner_gain"],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dealmodel as dm
-from dealmodel.negotiate import certainty_equivalent, frontier, influence, negotiate
+from dealmodel.negotiate import _Evaluator, _walkaways, certainty_equivalent, frontier, influence, negotiate, separable
 
 ROOT = Path(__file__).resolve().parents[1]
 RS, RP, H, PEAK, LAUNCH = 0.15, 0.10, 20, 100.0, 1.0
@@ -151,6 +152,70 @@ def test_two_parameters_give_a_region_and_its_splits():
         (result.table["terms[0].tiers[0].rate"] * Sp + result.table["terms[1].amount"] >= 40.0)
     assert (inside == by_hand).all()
     assert result.splits["nash"].sponsor_gain >= 0 and result.splits["nash"].partner_gain >= 0
+    # each party's walk-away curve: the upfront at which its gain is 0, where that is inside 0-100
+    curves = result.curves.set_index("terms[0].tiers[0].rate")
+    for r, row in curves.iterrows():
+        for party, upfront in (("sponsor", (1 - r) * Ss - 300.0), ("partner", 40.0 - r * Sp)):
+            if 0.0 <= upfront <= 100.0:
+                assert row[party] == pytest.approx(upfront, rel=1e-9, abs=1e-9)
+            else:
+                assert math.isnan(row[party])
+    assert curves["sponsor"].notna().sum() >= 2 and curves["partner"].notna().sum() >= 1  # not blind
+    assert len(result.to_dict()["curves"]) == 11
+
+
+def _full_grid(deal, params, axes, walkaway, measure="enpv", paths=2000):
+    """Every grid point valued as its own structure (no shortcut): the reference for the grid."""
+    ev = _Evaluator(deal, tuple(params), measure, paths, 7, _walkaways(walkaway))
+    ev.prepare()
+    return ev.many([[a, b] for a in axes[0] for b in axes[1]])
+
+
+def test_a_grid_over_two_independent_terms_values_two_lines_and_matches_every_point():
+    hybrid = dm.load_deal(ROOT / "sample_deals" / "reference_hybrid.yaml")
+    ffs = dm.load_deal(ROOT / "sample_deals" / "reference_fee_for_service.yaml")
+    params = ("terms[0].markup", "terms[4].amount")  # fee markup x approval milestone
+    axes = [np.linspace(-0.5, 0.1, 6), np.linspace(0.0, 300.0, 5)]
+    assert separable(hybrid, params)
+    for measure in ("enpv", "ce"):
+        ev = _Evaluator(hybrid, params, measure, 2000, 7, _walkaways(ffs))
+        ev.prepare()
+        fast = ev.grid(axes)
+        assert ev.evaluations == 6 + 5 - 1 + 3  # two lines through a corner, three points checked
+        for got, want in zip(fast, _full_grid(hybrid, params, axes, ffs, measure), strict=True):
+            assert got["x"] == want["x"]
+            for key in ("sponsor", "partner", "sponsor_gain", "partner_gain"):
+                assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9)
+            np.testing.assert_allclose(got["partner_influence"], want["partner_influence"], rtol=1e-9, atol=1e-6)
+
+
+def test_fee_credits_tie_the_terms_so_the_whole_grid_is_valued():
+    hybrid = dm.load_deal(ROOT / "sample_deals" / "reference_hybrid.yaml")
+    credited = hybrid.model_copy(update={"terms": [*hybrid.terms[:4], hybrid.terms[4].model_copy(
+        update={"creditable": True}), *hybrid.terms[5:]]})
+    params = ("terms[0].markup", "terms[4].amount")
+    assert not separable(credited, params)
+    assert not separable(hybrid, ("terms[7].tiers[0].rate", "terms[7].tiers[1].rate"))  # one term
+    assert not separable(hybrid, ("scale(milestone)", "terms[0].markup"))
+    ev = _Evaluator(credited, params, "enpv", 500, 7, _walkaways(0.0))
+    ev.prepare()
+    ev.grid([np.linspace(-0.5, 0.1, 3), np.linspace(0.0, 300.0, 4)])
+    assert ev.evaluations == 12
+
+
+def test_a_shortcut_that_does_not_add_up_falls_back_to_the_whole_grid(monkeypatch):
+    """Two tiers of one capped royalty do not add; told they do, the check catches it."""
+    share = dm.load_deal(ROOT / "sample_deals" / "reference_revenue_share.yaml")
+    capped = share.model_copy(update={"terms": [share.terms[0], share.terms[1].model_copy(update={"cap": 150.0})]})
+    params = ("terms[1].tiers[0].rate", "terms[1].tiers[1].rate")
+    axes = [np.linspace(0.0, 0.3, 4), np.linspace(0.1, 0.4, 4)]
+    monkeypatch.setattr(sys.modules["dealmodel.negotiate"], "separable", lambda deal, p: True)
+    ev = _Evaluator(capped, params, "enpv", 2000, 7, _walkaways(0.0))
+    ev.prepare()
+    got = ev.grid(axes)
+    assert ev.evaluations > 16  # the lines, a failed check, then all sixteen points
+    for g, w in zip(got, _full_grid(capped, params, axes, 0.0), strict=True):
+        assert g["partner"] == pytest.approx(w["partner"], rel=1e-12)
 
 
 def test_bad_arguments_are_named():
@@ -234,6 +299,29 @@ def test_the_negotiation_workbook_holds_the_zone_the_splits_and_a_chart(tmp_path
     assert wb["Values"].max_row == 2 + 25
     assert main(["negotiate", share, "--param", "terms[1].tiers[0].rate", "--walkaway", fees,
                  "--out", str(tmp_path / "talk.csv")]) == 2
+    assert ws.cell(3, 1).number_format == "#,##0.0000"  # a rate, not money to one decimal
+
+
+def test_a_two_parameter_workbook_draws_both_walkaway_curves(tmp_path):
+    import openpyxl
+
+    from dealmodel.export import write_negotiation
+
+    terms = [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]}, {"kind": "upfront", "amount": 10.0}]
+    result = negotiate(_deal(terms=terms), ["terms[0].tiers[0].rate", "terms[1].amount"],
+                       {"sponsor": 300.0, "partner": 40.0}, ranges=[(0.0, 0.6), (0.0, 100.0)], paths=100, grid=11)
+    wb = openpyxl.load_workbook(write_negotiation(result, tmp_path / "two.xlsx"))
+    assert wb.sheetnames == ["Negotiation", "Values", "Curves", "Inputs"]
+    ws = wb["Curves"]
+    assert [ws.cell(2, c).value for c in (1, 2, 3)] == ["terms[0].tiers[0].rate", "sponsor", "partner"]
+    Ss = _sales_pv(RS)
+    for r in range(3, 14):
+        rate, sponsor = ws.cell(r, 1).value, ws.cell(r, 2).value
+        want = (1 - rate) * Ss - 300.0
+        assert (sponsor is None) == (not 0.0 <= want <= 100.0)
+        if sponsor is not None:
+            assert sponsor == pytest.approx(want, rel=1e-9)
+    assert len(wb["Negotiation"]._charts) == 1
 
 
 def test_the_comparison_table_carries_each_partys_certainty_equivalent():
