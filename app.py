@@ -102,11 +102,11 @@ def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, s
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the zone of agreement…")
-def negotiate_cached(deal_json: str, parameter: str, low: float, high: float, walk_json: str, measure: str,
-                     paths: int, seed: int) -> dict:
+def negotiate_cached(deal_json: str, parameters: tuple[str, ...], ranges: tuple[tuple[float, float], ...],
+                     walk_json: str, measure: str, paths: int, seed: int) -> dict:
     deal, walk = dm.Deal.model_validate_json(deal_json), dm.Deal.model_validate_json(walk_json)
-    result = dm.negotiate(deal, parameter, walk, measure=measure, ranges=[(low, high)], paths=paths, seed=seed)
-    return {**result.to_dict(), "table": result.table, "summary": result.summary()}
+    result = dm.negotiate(deal, list(parameters), walk, measure=measure, ranges=list(ranges), paths=paths, seed=seed)
+    return {**result.to_dict(), "table": result.table, "curves": result.curves, "summary": result.summary()}
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -446,10 +446,11 @@ def main() -> None:
 NEGOTIATE_PATHS = 20_000
 
 
-def _apply(name: str, path: str, value: float, percent: bool) -> None:
-    """Button callback: set a term to a negotiated value (before the sliders are drawn again)."""
-    ss.edits[name][path] = value
-    ss[f"term::{name}::{path}"] = 100 * value if percent else value
+def _apply(name: str, settings: list[tuple[str, float, bool]]) -> None:
+    """Button callback: set terms to negotiated values (before the sliders are drawn again)."""
+    for path, value, percent in settings:
+        ss.edits[name][path] = value
+        ss[f"term::{name}::{path}"] = 100 * value if percent else value
 
 
 def negotiation(deals, jsons, name, baseline, paths, seed) -> None:
@@ -461,24 +462,64 @@ def negotiation(deals, jsons, name, baseline, paths, seed) -> None:
     if not params:
         st.info("This structure has no adjustable terms.")
         return
-    left, right = st.columns([2, 1])
+    left, mid, right = st.columns([2, 2, 1.4])
     p = left.selectbox("Term to negotiate", params, format_func=lambda q: q.label, key=f"neg_param::{name}")
+    q = mid.selectbox("Second term (optional)", [None, *[o for o in params if o.path != p.path]],
+                      format_func=lambda o: "none: one term" if o is None else o.label, key=f"neg_second::{name}",
+                      help="With two terms: a 25 × 25 grid over both sliders' ranges, each party's walk-away "
+                           "curve, and the region between them where both sign.")
     measure = right.radio("Each party's value", ["enpv", "ce"], horizontal=True, key="neg_measure",
                           format_func=lambda m: "expected NPV" if m == "enpv" else "certainty equivalent",
                           help="Certainty equivalent: −R ln E[exp(−NPV/R)] at each party's risk tolerance R "
                                "(risk-neutral parties: the expected NPV).")
+    terms = [p] if q is None else [p, q]
     n = min(paths, NEGOTIATE_PATHS)
-    span = f"{p.low:.1%} to {p.high:.1%}" if p.percent else f"{p.low:,.0f} to {p.high:,.0f}"
+
+    def span(o) -> str:
+        return f"{o.low:.1%} to {o.high:.1%}" if o.percent else f"{o.low:,.0f} to {o.high:,.0f}"
+
     st.caption(f"Walk-away: each party's value under **{baseline}**, on the same {n:,} simulated futures. The zone "
-               f"is where both gain; searched over the slider's range ({span}), the other terms as they are now.")
-    # the structure as edited, but for the negotiated term itself: applying a split keeps the answer on screen
-    around = dm.set_value(deals[name], p.path, p.value).model_dump_json(by_alias=True)
-    key = ("negotiate", around, p.path, jsons[baseline], measure, n, seed)
+               f"is where both gain; searched over the sliders' ranges ({'; '.join(span(o) for o in terms)}), the "
+               f"other terms as they are now.")
+    # the structure as edited, but for the negotiated terms themselves: applying a split keeps the answer on screen
+    around = set_values(deals[name], {o.path: o.value for o in terms}).model_dump_json(by_alias=True)
+    paths_ = tuple(o.path for o in terms)
+    ranges = tuple((o.low, o.high) for o in terms)
+    key = ("negotiate", around, paths_, jsons[baseline], measure, n, seed)
     if st.button("Find the zone of agreement", key="run_negotiate"):
         ss.negotiate_key = key
     if ss.get("negotiate_key") != key:
         return
-    out = negotiate_cached(around, p.path, p.low, p.high, jsons[baseline], measure, n, seed)
+    out = negotiate_cached(around, paths_, ranges, jsons[baseline], measure, n, seed)
+    if q is None:
+        _zone_one(out, p, baseline)
+    else:
+        _zone_two(out, p, q, baseline)
+    if not out["splits"]:
+        return
+
+    def shown_value(o, v: float) -> float:
+        return v * (100 if o.percent else 1)
+
+    rows = []
+    for rule, sp in out["splits"].items():
+        at = {o.label: shown_value(o, sp["x"][i]) for i, o in enumerate(terms)}
+        rows.append({"split": rule.replace("_", " "), **at,
+                     "sponsor gain, $M": sp["sponsor_gain"], "partner gain, $M": sp["partner_gain"],
+                     "joint gain, $M": sp["joint_gain"], "± joint (2 se)": 2 * sp["joint_gain_se"]})
+    shown = pd.DataFrame(rows).set_index("split")
+    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns} |
+                                    {o.label: "{:.2f}%" for o in terms if o.percent}), width="stretch")
+    st.caption("Nash: the largest product of the two gains; equal gain: both gain the same; equal share: each "
+               "gets the same share of the most it could gain in the zone. ± is two standard errors, paired."
+               + (" With two terms each split is the best point of the grid." if q is not None else ""))
+    cols = st.columns(len(out["splits"]))
+    for col, (rule, sp) in zip(cols, out["splits"].items(), strict=True):
+        col.button(f"Apply the {rule.replace('_', ' ')} point", key=f"apply::{rule}", on_click=_apply,
+                   args=(name, [(o.path, float(sp["x"][i]), o.percent) for i, o in enumerate(terms)]))
+
+
+def _zone_one(out: dict, p, baseline: str) -> None:
     table = out["table"]
     gains = pd.concat([pd.DataFrame({"x": table[p.path], "party": party, "gain": table[f"{party}_gain"]})
                        for party in ("sponsor", "partner")], ignore_index=True)
@@ -495,22 +536,19 @@ def negotiation(deals, jsons, name, baseline, paths, seed) -> None:
     st.altair_chart(charts.negotiation_chart(gains, zone, splits if len(splits) else
                                              pd.DataFrame(columns=["x", "rule", "joint"]), p.label, p.percent),
                     width="stretch")
-    if not out["splits"]:
-        return
-    rows = []
-    for rule, s in out["splits"].items():
-        rows.append({"split": rule.replace("_", " "), p.label: s["x"][0] * (100 if p.percent else 1),
-                     "sponsor gain, $M": s["sponsor_gain"], "partner gain, $M": s["partner_gain"],
-                     "joint gain, $M": s["joint_gain"], "± joint (2 se)": 2 * s["joint_gain_se"]})
-    shown = pd.DataFrame(rows).set_index("split")
-    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns} |
-                                    ({p.label: "{:.2f}%"} if p.percent else {})), width="stretch")
-    st.caption("Nash: the largest product of the two gains; equal gain: both gain the same; equal share: each "
-               "gets the same share of the most it could gain in the zone. ± is two standard errors, paired.")
-    cols = st.columns(len(out["splits"]))
-    for col, (rule, s) in zip(cols, out["splits"].items(), strict=True):
-        col.button(f"Apply the {rule.replace('_', ' ')} point", key=f"apply::{rule}", on_click=_apply,
-                   args=(name, p.path, float(s["x"][0]), p.percent))
+
+
+def _zone_two(out: dict, p, q, baseline: str) -> None:
+    if not out["zone"]:
+        st.warning(f"No pair of values in these ranges makes both sides better off than under {baseline}: at best "
+                   f"the walk-aways are missed by {out['shortfall']:,.1f} $M in all.")
+    else:
+        st.success(f"Both parties gain on {out['zone']:.0%} of the grid: between the two walk-away curves.")
+    splits = pd.DataFrame([{"x": s["x"][0], "y": s["x"][1], "rule": s["rule"].replace("_", " "),
+                            "joint": s["joint_gain"]} for s in out["splits"].values()],
+                          columns=["x", "y", "rule", "joint"])
+    st.altair_chart(charts.region_chart(out["table"], out["curves"], splits, (p.path, p.label, p.percent),
+                                        (q.path, q.label, q.percent)), width="stretch")
 
 
 def sensitivity(deal_json: str, seed: int) -> None:

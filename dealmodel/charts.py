@@ -6,6 +6,7 @@ Each function takes a small DataFrame and returns an ``alt.Chart``; nothing here
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 MONEY = ",.0f"
@@ -160,3 +161,49 @@ def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV") -> 
                             "structure is at least as good for both parties")
     # Streamlit fits title and legend inside the height: leave the plot room under a five-line legend
     return points.properties(height=480, title=title)
+
+
+def region_chart(table: pd.DataFrame, curves: pd.DataFrame, splits: pd.DataFrame, first: tuple[str, str, bool],
+                 second: tuple[str, str, bool]) -> alt.LayerChart:
+    """The zone over two terms: each grid point by who gains there, both walk-away curves, the splits.
+
+    ``table``: a negotiation's grid (the two parameter columns, sponsor_gain, partner_gain);
+    ``curves``: its walk-away curves (first parameter, sponsor, partner); ``splits``: x, y, rule,
+    joint. ``first`` / ``second``: (path, label, is a rate) of each term.
+    """
+    (px, lx, rx), (py, ly, ry) = first, second
+    fx, fy = (".1%" if rx else ",.1f"), (".1%" if ry else ",.1f")
+    sponsor_ok, partner_ok = table["sponsor_gain"] >= 0, table["partner_gain"] >= 0
+    who = np.select([sponsor_ok & partner_ok, sponsor_ok, partner_ok], ["both gain", "only the sponsor gains",
+                                                                       "only the partner gains"], "neither gains")
+    def half_step(values: pd.Series) -> float:
+        v = np.unique(values.to_numpy())
+        return float(np.diff(v).min()) / 2 if v.size > 1 else 0.5
+
+    hx, hy = half_step(table[px]), half_step(table[py])
+    grid = pd.DataFrame({"x": table[px], "y": table[py], "x0": table[px] - hx, "x1": table[px] + hx,
+                         "y0": table[py] - hy, "y1": table[py] + hy, "who": who,
+                         "sponsor": table["sponsor_gain"], "partner": table["partner_gain"]})
+    domain = ["both gain", "only the sponsor gains", "only the partner gains", "neither gains"]
+    cells = alt.Chart(grid).mark_rect(opacity=0.9).encode(
+        x=alt.X("x0:Q", title=lx, axis=alt.Axis(format=fx), scale=alt.Scale(nice=False)), x2="x1:Q",
+        y=alt.Y("y0:Q", title=ly, axis=alt.Axis(format=fy), scale=alt.Scale(nice=False)), y2="y1:Q",
+        color=alt.Color("who:N", scale=alt.Scale(domain=domain, range=["#a9d08e", "#bdd7ee", "#f8cbad", "#e7e6e6"]),
+                        legend=alt.Legend(orient="top", title=None, columns=4)),
+        tooltip=[alt.Tooltip("x:Q", format=fx, title=lx), alt.Tooltip("y:Q", format=fy, title=ly), "who:N",
+                 alt.Tooltip("sponsor:Q", format=",.1f", title="sponsor gain"),
+                 alt.Tooltip("partner:Q", format=",.1f", title="partner gain")])
+    long = pd.concat([pd.DataFrame({"x": curves[px], "y": curves[party], "curve": f"{party}'s walk-away"})
+                      for party in ("sponsor", "partner")], ignore_index=True).dropna()
+    lines = alt.Chart(long).mark_line(strokeWidth=2.5).encode(
+        x="x:Q", y="y:Q", detail="curve:N",
+        strokeDash=alt.StrokeDash("curve:N", legend=alt.Legend(orient="bottom", title=None)),
+        color=alt.value("#262626"), tooltip=["curve:N", alt.Tooltip("x:Q", format=fx, title=lx),
+                                            alt.Tooltip("y:Q", format=fy, title=ly)])
+    marks = alt.Chart(splits).mark_point(shape="diamond", size=150, filled=True, color="#7f3f98").encode(
+        x="x:Q", y="y:Q", tooltip=["rule:N", alt.Tooltip("x:Q", format=fx, title=lx),
+                                   alt.Tooltip("y:Q", format=fy, title=ly),
+                                   alt.Tooltip("joint:Q", format=",.1f", title="joint gain")])
+    title = alt.TitleParams("Where both parties gain", subtitle="green: the zone; lines: each party's walk-away; "
+                            "diamonds: the fair splits (table below)")
+    return (cells + lines + marks).properties(height=460, title=title)

@@ -14,6 +14,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import dealmodel as dm
+from dealmodel.edit import term_parameters
 from tests.conftest import REFERENCE, ROOT, SAMPLES
 
 APP = str(ROOT / "app.py")
@@ -255,6 +256,30 @@ def test_negotiate_finds_the_zone_and_applies_a_split(monkeypatch):
     assert slider.value == pytest.approx(100 * talk.splits["equal_gain"].x[0], rel=1e-9)
     # the structure is now valued at that rate: both gain the same over fee-for-service
     assert _metric(at, "Partner eNPV") == pytest.approx(talk.splits["equal_gain"].partner, abs=0.051)
+
+
+def test_negotiate_over_two_terms_shows_the_region_and_applies_both(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    name = at.selectbox(key="selected").value
+    first = at.selectbox(key=f"neg_param::{name}")
+    first.set_value(next(o for o in first.options if "markup" in o)).run()
+    second = at.selectbox(key=f"neg_second::{name}")
+    second.set_value(next(o for o in second.options if o.startswith("Approval"))).run()
+    at.button(key="run_negotiate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    # the same grid from the API: markup -50% to 100%, approval milestone over its slider's range
+    deal = dm.load_deal(REFERENCE["hybrid"])
+    milestone = next(p for p in term_parameters(deal) if p.label.startswith("Approval"))
+    talk = dm.negotiate(deal, ["terms[0].markup", milestone.path], dm.load_deal(REFERENCE["fee_for_service"]),
+                        ranges=[(-0.5, 1.0), (milestone.low, milestone.high)], paths=20_000, seed=0)
+    (found,) = [s.value for s in at.success if s.value.startswith("Both parties gain")]
+    assert f"on {talk.zone:.0%} of the grid" in found
+    at.button(key="apply::nash").click().run()
+    assert not at.exception
+    nash = talk.splits["nash"]
+    assert at.slider(key=f"term::{name}::terms[0].markup").value == pytest.approx(100 * nash.x[0], rel=1e-9)
+    assert at.slider(key=f"term::{name}::{milestone.path}").value == pytest.approx(nash.x[1], rel=1e-9)
+    assert _metric(at, "Partner eNPV") == pytest.approx(nash.partner, abs=0.051)
 
 
 def test_the_certainty_equivalents_are_shown_beside_the_expected_npvs(monkeypatch):

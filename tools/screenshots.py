@@ -9,6 +9,7 @@ no browser download) at 1440x900 and 1280x720, and saves the first screen and ea
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -68,6 +69,20 @@ def main(out: Path) -> None:
                     panel.scroll_into_view_if_needed()
                     page.wait_for_timeout(300)
                     page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}.png")  # what the user sees there
+                    if run.count() and run.first.is_visible():  # and over two terms: the region
+                        second = page.get_by_role("combobox", name=re.compile("Second term")).first
+                        second.evaluate("e => e.scrollIntoView({block: 'center'})")  # out from under the header
+                        second.click()
+                        page.get_by_role("option").filter(has_text="Approval").first.click()
+                        page.wait_for_timeout(800)
+                        run.first.click()
+                        page.get_by_text("With two terms each split").or_(page.get_by_text("No pair of values")) \
+                            .first.wait_for(timeout=120_000)
+                        page.wait_for_timeout(1500)
+                        page.get_by_text("Both parties gain on").or_(page.get_by_text("No pair of values")).first \
+                            .evaluate("e => e.scrollIntoView({block: 'start'})")
+                        page.wait_for_timeout(500)
+                        page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}-two-terms.png")
                 page.close()
             browser.close()
     finally:
