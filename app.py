@@ -8,6 +8,7 @@ from pre-aggregated frames (dealmodel.views / dealmodel.charts). No model logic 
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import threading
@@ -312,34 +313,66 @@ def sidebar() -> tuple[int, int]:
     return paths, seed
 
 
+_NOT_MONEY = {"notice_years": "years"}
+
+
+def _slider_label(field: str, p) -> str:
+    """A slider's label: the field in words, with its unit ($M for money; % shows in the value)."""
+    last = p.path.rsplit(".", 1)[-1]
+    unit = "" if p.percent else f", {_NOT_MONEY.get(last, '$M')}"
+    return f"{field}{unit}"
+
+
 def term_sliders(name: str) -> None:
+    """The structure's terms, grouped by term, in a compact scrolling panel."""
     base = ss.structures[name]
     params = term_parameters(base)
-    with st.expander(f"Terms of **{name}**", expanded=True):
-        if not params:
-            st.info("This structure has no adjustable terms.")
-            return
-        cols = st.columns(3)
-        for i, p in enumerate(params):
-            current = float(ss.edits[name].get(p.path, p.value))
-            key = f"term::{name}::{p.path}"
-            with cols[i % 3]:
-                if p.percent:
-                    shown = st.slider(p.label, 100 * p.low, 100 * p.high, 100 * current, 100 * p.step,
-                                      format="%.1f%%", key=key)
-                    value = shown / 100.0
-                else:
-                    value = st.slider(p.label, p.low, p.high, current, p.step,
-                                      format="%.0f" if p.step >= 1 else "%.2f", key=key)
-            if abs(value - p.value) > 1e-12:
-                ss.edits[name][p.path] = value
-            else:
-                ss.edits[name].pop(p.path, None)
-        if ss.edits[name] and st.button("Reset these terms", key=f"reset::{name}"):
-            ss.edits[name] = {}
-            for p in params:
-                ss.pop(f"term::{name}::{p.path}", None)
-            st.rerun()
+    st.markdown(f"**Terms of {name}**")
+    if not params:
+        st.info("This structure has no adjustable terms.")
+        return
+    groups: dict[str, list] = {}
+    for p in params:
+        term = p.path.split("]", 1)[0] + "]"
+        groups.setdefault(term, []).append(p)
+    def slider(p, label: str) -> None:
+        current = float(ss.edits[name].get(p.path, p.value))
+        key = f"term::{name}::{p.path}"
+        if p.percent:
+            value = st.slider(label, 100 * p.low, 100 * p.high, 100 * current, 100 * p.step, format="%.1f%%",
+                              key=key) / 100.0
+        else:
+            value = st.slider(label, p.low, p.high, current, p.step, format="%.0f" if p.step >= 1 else "%.2f",
+                              key=key)
+        if abs(value - p.value) > 1e-12:
+            ss.edits[name][p.path] = value
+        else:
+            ss.edits[name].pop(p.path, None)
+
+    def grid(items: list[tuple]) -> None:
+        cols = st.columns(2)
+        for i, (p, label) in enumerate(items):
+            with cols[i % 2]:
+                slider(p, label)
+
+    with st.container(height=400, border=True):
+        singles: list[tuple] = []  # one-number terms share a two-column grid under their own names
+        for members in groups.values():
+            if len(members) == 1:
+                singles.append((members[0], _slider_label(members[0].label, members[0])))
+                continue
+            if singles:
+                grid(singles)
+                singles = []
+            st.markdown(f"<small><b>{members[0].label.rsplit(': ', 1)[0]}</b></small>", unsafe_allow_html=True)
+            grid([(p, _slider_label(p.label.rsplit(": ", 1)[-1], p)) for p in members])
+        if singles:
+            grid(singles)
+    if ss.edits[name] and st.button("Reset these terms", key=f"reset::{name}"):
+        ss.edits[name] = {}
+        for p in params:
+            ss.pop(f"term::{name}::{p.path}", None)
+        st.rerun()
 
 
 # --------------------------------------------------------------------------- the page
@@ -353,16 +386,21 @@ def main() -> None:
     st.set_page_config(page_title="dealmodel — deal structures", page_icon="📈", layout="wide")
     init_state()
     paths, seed = sidebar()
-    st.title("dealmodel")
-    st.caption("What each sponsor–CDMO deal structure is worth to each side, and how risky it is. "
-               "Common simulated futures for every structure.")
+    # metric labels wrap instead of being cut at 1280 px
+    st.markdown("<style>[data-testid='stMetricLabel'] p {white-space: normal; overflow: visible;}"
+                " .block-container {padding-top: 2.5rem;}</style>", unsafe_allow_html=True)
+    st.markdown("<span style='font-size:1.35rem;font-weight:700'>dealmodel</span>&nbsp;&nbsp;"
+                "<span style='color:#595959'>what each sponsor–CDMO deal structure is worth to each side, and "
+                "how risky it is</span>", unsafe_allow_html=True)
     if ss.upload_error:
         source, problems = ss.upload_error
         st.error(f"Could not use **{source}** (the app keeps working with the last good deals):\n\n"
                  + "\n".join(f"- `{p}`" for p in problems))
     name = ss.selected
     header = st.container()
-    term_sliders(name)
+    left, right = st.columns([5, 6], gap="medium")
+    with left:
+        term_sliders(name)
 
     started = time.perf_counter()
     deals, results, failed = value_all(paths, seed)
@@ -401,6 +439,16 @@ def main() -> None:
                 help="Share of simulated futures in which the partner's NPV is below zero.")
     m[5].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",
                 help="Slope of the partner's NPV on the program's NPV across paths: 0 = no program risk.")
+    # legends show short names; each structure keeps its colour (its place in the list of structures)
+    short = views.short_names(list(ss.structures))
+    domain = [short[n] for n in ss.structures]
+
+    def shortened(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(variant=frame["variant"].map(short))
+
+    order = [short[n] for n in results]
+    right.altair_chart(charts.overview_chart(shortened(views.overview_frame(comparison)), order, short[name]),
+                       width="stretch")
     tolerance = {p: getattr(deals[name].parties, p).risk_tolerance for p in ("sponsor", "partner")}
     if any(v is not None for v in tolerance.values()):
         st.caption("Certainty equivalents — what each party would take for sure instead, at its risk tolerance R: "
@@ -422,16 +470,16 @@ def main() -> None:
     with tabs[1]:
         party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
         left, right = st.columns(2)
-        left.altair_chart(charts.distribution_chart(views.distribution_frame(comparison, party),
-                                                    views.markers_frame(comparison, party), party),
-                          width="stretch")
-        right.altair_chart(charts.exceedance_chart(views.exceedance_frame(comparison, party), party),
-                           width="stretch")
+        left.altair_chart(charts.distribution_chart(shortened(views.distribution_frame(comparison, party)),
+                                                    shortened(views.markers_frame(comparison, party)), party,
+                                                    domain), width="stretch")
+        right.altair_chart(charts.exceedance_chart(shortened(views.exceedance_frame(comparison, party)), party,
+                                                   domain), width="stretch")
     with tabs[2]:
         downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
                             format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
-        st.altair_chart(charts.risk_return_chart(views.risk_return_frame(comparison), downside),
-                        width="stretch")
+        st.altair_chart(charts.risk_return_chart(shortened(views.risk_return_frame(comparison)), downside,
+                                                 domain), width="stretch")
     with tabs[3]:
         party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
         st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
@@ -569,7 +617,12 @@ def sensitivity(deal_json: str, seed: int) -> None:
 
 def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> None:
     t = comparison.table
-    shown = pd.DataFrame({
+    short = views.short_names(list(t.index))
+
+    def plus_minus(x: pd.Series, se: pd.Series) -> list[str]:
+        return [f"{a:+,.1f} ± {2 * b:,.1f}" if math.isfinite(b) else f"{a:+,.1f}" for a, b in zip(x, se, strict=True)]
+
+    value = pd.DataFrame({
         "biobucks": t["biobucks"],
         "contract value": t["total_contract_value"],
         "PV to partner": t["expected_pv_to_partner"],
@@ -577,22 +630,45 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
         "sponsor CE": t["sponsor_certainty_equivalent"],
         "partner eNPV": t["partner_expected_npv"],
         "partner CE": t["partner_certainty_equivalent"],
-        "partner P5": t["partner_p5"],
-        "partner P(loss)": t["partner_prob_loss"],
-        "partner risk share": t["partner_risk_share"],
-        "partner Δ": t["partner_diff"],
-        "± (2 se)": 2 * t["partner_diff_se"],
-        "joint gain": t["joint_gain"],
-        "± (2 se) ": 2 * t["joint_gain_se"],
-        "paired": t["paired"],
-    })
-    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns if c not in ("paired",
-                 "partner P(loss)", "partner risk share")} | {"partner P(loss)": "{:.1%}",
-                 "partner risk share": "{:.2f}"}), width="stretch")
+        "partner Δ": plus_minus(t["partner_diff"], t["partner_diff_se"]),
+        "joint gain": plus_minus(t["joint_gain"], t["joint_gain_se"]),
+    }).rename(index=short).rename_axis("structure")
+    st.markdown("**Value to each side**, $M")
+    numbers = [c for c in value.columns if c not in ("partner Δ", "joint gain")]
+    st.dataframe(value.style.format({c: "{:,.1f}" for c in numbers}), width="stretch", column_config={
+        "contract value": st.column_config.NumberColumn(help="Biobucks + service fees at list price + success "
+                                                              "premiums + reserved capacity."),
+        "PV to partner": st.column_config.NumberColumn(help="Expected PV of every payment to the partner."),
+        "sponsor CE": st.column_config.NumberColumn(help="Certainty equivalent: what the sponsor would take for "
+                                                         "sure, at its risk tolerance."),
+        "partner CE": st.column_config.NumberColumn(help="Certainty equivalent: what the partner would take for "
+                                                         "sure, at its risk tolerance."),
+        "partner Δ": st.column_config.TextColumn(help=f"Partner eNPV less under {baseline}, ± two standard "
+                                                      "errors (paired)."),
+        "joint gain": st.column_config.TextColumn(help="Sponsor's change + partner's change against the "
+                                                       "baseline, ± two standard errors (paired).")})
+    risk = pd.DataFrame({f"{party} {label}": t[f"{party}_{column}"] for party in ("sponsor", "partner")
+                         for label, column in (("P5", "p5"), ("P(loss)", "prob_loss"),
+                                               ("shortfall", "expected_shortfall_5"),
+                                               ("risk share", "risk_share"))}).rename(index=short) \
+        .rename_axis("structure")
+    st.markdown("**Risk each side carries**, $M")
+    st.dataframe(risk.style.format({c: ("{:.1%}" if "P(loss)" in c else "{:.2f}" if "risk share" in c
+                                        else "{:,.1f}") for c in risk.columns}), width="stretch",
+                 column_config={c: st.column_config.NumberColumn(help=help_) for c, help_ in (
+                     [(f"{p} P5", f"The {p}'s NPV is below this in 5% of futures.") for p in ("sponsor", "partner")]
+                     + [(f"{p} P(loss)", f"Share of simulated futures where the {p}'s NPV is below 0.")
+                        for p in ("sponsor", "partner")]
+                     + [(f"{p} shortfall", f"Expected shortfall: the {p}'s mean NPV over its worst 5% "
+                                              "of futures.") for p in ("sponsor", "partner")]
+                     + [(f"{p} risk share", f"Slope of the {p}'s NPV on the program's NPV: the share of the "
+                                            "program's risk it carries (0 none, 1 all).")
+                        for p in ("sponsor", "partner")])})
     st.caption("Δ and joint gain (sponsor's change + partner's change) are against the baseline, paired on "
-               "common paths; ± is two standard errors.")
+               "common paths; ± is two standard errors. Hover a column's name for its definition.")
     front = comparison_frontier(t).reset_index()
-    st.altair_chart(charts.frontier_chart(front), width="stretch")
+    st.altair_chart(charts.frontier_chart(front.assign(structure=front["structure"].map(short)),
+                                          domain=[short[n] for n in t.index]), width="stretch")
     beaten = front[front["dominated"]]
     if len(beaten):
         st.caption("Dominated: " + "; ".join(f"**{r.structure}** by {r.dominated_by}" for r in beaten.itertuples())

@@ -13,10 +13,13 @@ MONEY = ",.0f"
 _PALETTE = ["#1f4e79", "#c55a11", "#548235", "#7f3f98", "#bf9000", "#2e75b6", "#a50021"]
 
 
-def _variant_color() -> alt.Color:
-    """One colour per structure, the legend above the chart."""
-    return alt.Color("variant:N", scale=alt.Scale(range=_PALETTE),
-                     legend=alt.Legend(orient="top", columns=2, title=None, labelLimit=320))
+def _variant_color(domain: list[str] | None = None) -> alt.Color:
+    """One colour per structure, the legend above the chart. ``domain``: every structure's name in a
+    fixed order, so a structure keeps its colour when others are added or hidden."""
+    scale = alt.Scale(range=_PALETTE) if domain is None else alt.Scale(
+        domain=domain, range=[_PALETTE[i % len(_PALETTE)] for i in range(len(domain))])
+    return alt.Color("variant:N", scale=scale, legend=alt.Legend(orient="top", columns=2, title=None,
+                                                                 labelLimit=400))
 
 
 def _money_axis(title: str) -> alt.Axis:
@@ -41,9 +44,10 @@ def bridge_chart(frame: pd.DataFrame, currency: str = "USD") -> alt.LayerChart:
     return (bars + text).properties(height=340, title="Partner: total contract value to risk-adjusted NPV")
 
 
-def distribution_chart(dist: pd.DataFrame, markers: pd.DataFrame, party: str) -> alt.LayerChart:
+def distribution_chart(dist: pd.DataFrame, markers: pd.DataFrame, party: str,
+                       domain: list[str] | None = None) -> alt.LayerChart:
     """Each variant's NPV histogram (share of paths), overlaid, with P5 / mean / P95 rules."""
-    color = _variant_color()
+    color = _variant_color(domain)
     area = alt.Chart(dist).mark_area(opacity=0.25, interpolate="step").encode(
         x=alt.X("npv_mid:Q", axis=_money_axis(f"{party} NPV (millions)")),
         y=alt.Y("share:Q", stack=None, axis=alt.Axis(title="share of paths", format="%")),
@@ -53,31 +57,32 @@ def distribution_chart(dist: pd.DataFrame, markers: pd.DataFrame, party: str) ->
     rules = alt.Chart(markers).mark_rule(strokeDash=[4, 3]).encode(
         x="value:Q", color=color, tooltip=["variant:N", "stat:N", alt.Tooltip("value:Q", format=",.1f")],
     )
-    return (area + line + rules).properties(height=340, title=f"{party.capitalize()} NPV distribution "
-                                                                "(dashed: P5, mean, P95)")
+    title = alt.TitleParams(f"{party.capitalize()} NPV distribution", subtitle="dashed: each structure's P5, "
+                            "mean and P95 (hover for which)")
+    return (area + line + rules).properties(height=400, title=title)
 
 
-def exceedance_chart(frame: pd.DataFrame, party: str) -> alt.Chart:
+def exceedance_chart(frame: pd.DataFrame, party: str, domain: list[str] | None = None) -> alt.Chart:
     """P(NPV > x) for each variant."""
     return alt.Chart(frame).mark_line().encode(
         x=alt.X("npv:Q", axis=_money_axis(f"{party} NPV (millions)")),
         y=alt.Y("prob_above:Q", axis=alt.Axis(title="probability NPV is above", format="%")),
-        color=_variant_color(),
+        color=_variant_color(domain),
         tooltip=["variant:N", alt.Tooltip("npv:Q", format=",.1f"), alt.Tooltip("prob_above:Q", format=".1%")],
-    ).properties(height=340, title=f"{party.capitalize()}: probability the NPV exceeds x")
+    ).properties(height=400, title=f"{party.capitalize()}: probability the NPV exceeds x")
 
 
-def risk_return_chart(frame: pd.DataFrame, downside: str = "p5") -> alt.Chart:
+def risk_return_chart(frame: pd.DataFrame, downside: str = "p5", domain: list[str] | None = None) -> alt.Chart:
     """Expected NPV against the downside measure, per structure and party."""
     title = "P5 of NPV" if downside == "p5" else "expected shortfall (worst 5%)"
     return alt.Chart(frame).mark_point(size=160, filled=True).encode(
         x=alt.X(f"{downside}:Q", axis=_money_axis(f"downside: {title} (millions)")),
         y=alt.Y("expected_npv:Q", axis=_money_axis("expected NPV (millions)")),
-        color=_variant_color(),
+        color=_variant_color(domain),
         shape=alt.Shape("party:N", legend=alt.Legend(orient="right")),
         tooltip=["variant:N", "party:N", alt.Tooltip("expected_npv:Q", format=",.1f"),
                  alt.Tooltip(f"{downside}:Q", format=",.1f"), alt.Tooltip("prob_loss:Q", format=".1%")],
-    ).properties(height=320, title="Risk and return by structure")
+    ).properties(height=420, title="Risk and return by structure")
 
 
 def fan_chart(frame: pd.DataFrame, party: str) -> alt.LayerChart:
@@ -140,7 +145,8 @@ def negotiation_chart(gains: pd.DataFrame, zone: pd.DataFrame, splits: pd.DataFr
     return (shade + zero + lines + marks).properties(height=360, title=title)
 
 
-def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV") -> alt.LayerChart:
+def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV",
+                   domain: list[str] | None = None) -> alt.LayerChart:
     """Sponsor value against partner value, one point per structure; dominated ones hollow.
 
     ``frame``: columns structure, sponsor, partner, dominated, dominated_by.
@@ -151,10 +157,12 @@ def frontier_chart(frame: pd.DataFrame, measure_label: str = "expected NPV") -> 
         tooltip=["structure:N", alt.Tooltip("sponsor:Q", format=",.1f"), alt.Tooltip("partner:Q", format=",.1f"),
                  alt.Tooltip("dominated_by:N", title="dominated by")],
     )
+    scale = alt.Scale(range=_PALETTE) if domain is None else alt.Scale(
+        domain=domain, range=[_PALETTE[i % len(_PALETTE)] for i in range(len(domain))])
     points = base.mark_point(size=140, strokeWidth=2.5).encode(
-        color=alt.Color("structure:N", scale=alt.Scale(range=_PALETTE),
-                        legend=alt.Legend(orient="top", columns=2, title=None, labelLimit=320)),
-        fill=alt.condition("datum.dominated", alt.value("white"), alt.Color("structure:N")),
+        color=alt.Color("structure:N", scale=scale, legend=alt.Legend(orient="top", columns=3, title=None,
+                                                                      labelLimit=400)),
+        fill=alt.condition("datum.dominated", alt.value("white"), alt.Color("structure:N", scale=scale, legend=None)),
         shape=alt.value("circle"),
     )
     title = alt.TitleParams("Deal frontier", subtitle="up and to the right is better for both; hollow: another "
@@ -207,3 +215,25 @@ def region_chart(table: pd.DataFrame, curves: pd.DataFrame, splits: pd.DataFrame
     title = alt.TitleParams("Where both parties gain", subtitle="green: the zone; lines: each party's walk-away; "
                             "diamonds: the fair splits (table below)")
     return (cells + lines + marks).properties(height=460, title=title)
+
+
+def overview_chart(frame: pd.DataFrame, order: list[str], selected: str | None = None) -> alt.LayerChart:
+    """Each structure's value to sponsor and partner: the mean with its P5-P95 range.
+
+    ``frame``: columns variant, party, mean, p5, p95 (see :func:`dealmodel.views.overview_frame`);
+    ``order``: the structures top to bottom; ``selected`` is drawn in bold.
+    """
+    parties = alt.Color("party:N", scale=alt.Scale(domain=["sponsor", "partner"], range=["#1f4e79", "#c55a11"]),
+                        legend=alt.Legend(orient="top", title=None))
+    y = alt.Y("variant:N", sort=order, title=None, axis=alt.Axis(labelLimit=220, labelFontSize=12))
+    tips = ["variant:N", "party:N", alt.Tooltip("mean:Q", format=",.1f", title="expected NPV"),
+            alt.Tooltip("p5:Q", format=",.1f", title="P5"), alt.Tooltip("p95:Q", format=",.1f", title="P95")]
+    base = alt.Chart(frame).encode(y=y, yOffset=alt.YOffset("party:N", sort=["sponsor", "partner"]), color=parties,
+                                   tooltip=tips)
+    ranges = base.mark_rule(strokeWidth=3, opacity=0.45).encode(
+        x=alt.X("p5:Q", axis=_money_axis("NPV, $M: dot the expected value, bar P5 to P95")), x2="p95:Q")
+    means = base.mark_point(filled=True, size=90, opacity=1).encode(x="mean:Q")
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#7f7f7f").encode(x="x:Q")
+    title = alt.TitleParams("Value to each side by structure", subtitle="common simulated futures; hover for "
+                            "figures" + (f"; editing {selected}" if selected else ""))
+    return (zero + ranges + means).properties(height=max(330, 66 * len(order)), title=title)

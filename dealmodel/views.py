@@ -103,3 +103,30 @@ def fan_frame(result: SimulationResult, party: str) -> pd.DataFrame:
     """Expected cash flow per year with the P10-P90 band, for one party."""
     table = result.per_year()
     return table[table["party"] == party].reset_index(drop=True)
+
+
+def short_names(names: list[str]) -> dict[str, str]:
+    """Each structure's name without the words every name starts with, for legends.
+
+    ``["Reference program — hybrid", "Reference program — milestone"]`` -> ``hybrid``, ``milestone``:
+    the prefix is cut only at a separator (" — ", " - ", ": "), and a name it would empty stays whole.
+    """
+    if len(names) < 2:
+        return {n: n for n in names}
+    prefix = names[0]
+    for n in names[1:]:
+        while not n.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = max(prefix.rfind(sep) + len(sep) if sep in prefix else 0 for sep in (" — ", " - ", ": "))
+    short = {n: (n[cut:] if n[cut:].strip() else n) for n in names}
+    return short if len(set(short.values())) == len(names) else {n: n for n in names}
+
+
+def overview_frame(comparison: Comparison) -> pd.DataFrame:
+    """Each structure's expected NPV, P5 and P95 for sponsor and partner (the first screen's chart)."""
+    rows = []
+    for name, row in comparison.table.iterrows():
+        for party in ("sponsor", "partner"):
+            rows.append({"variant": name, "party": party, "mean": float(row[f"{party}_expected_npv"]),
+                         "p5": float(row[f"{party}_p5"]), "p95": float(row[f"{party}_p95"])})
+    return pd.DataFrame(rows)

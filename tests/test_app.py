@@ -7,6 +7,7 @@ import json
 import sys
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import yaml
@@ -68,7 +69,7 @@ def test_app_runs_on_every_sample_deal(monkeypatch, path):
     deal = dm.load_deal(path)
     assert _metric(at, "Biobucks") == pytest.approx(dm.headline(deal).biobucks, abs=0.051)
     assert _metric(at, "Contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
-    assert len(at.get("vega_lite_chart")) == 6  # bridge, two distributions, risk vs return, cash flow, frontier
+    assert len(at.get("vega_lite_chart")) == 7  # overview, bridge, 2 distributions, risk vs return, fan, frontier
 
 
 def test_every_structure_can_be_selected(monkeypatch):
@@ -291,3 +292,49 @@ def test_the_certainty_equivalents_are_shown_beside_the_expected_npvs(monkeypatc
     result = dm.simulate(deal, paths=20_000, seed=0)
     sponsor = certainty_equivalent(result.npv["sponsor"], deal.parties.sponsor.risk_tolerance)
     assert f"sponsor {sponsor:,.1f}" in caption and "(R 80.0)" in caption
+
+
+def test_every_money_slider_says_it_is_in_millions(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    name = at.selectbox(key="selected").value
+    params = {p.path: p for p in term_parameters(dm.load_deal(REFERENCE["hybrid"]))}
+    sliders = [s for s in at.slider if s.key and s.key.startswith(f"term::{name}::")]
+    assert len(sliders) == len(params) == 11
+    for s in sliders:
+        p = params[s.key.split("::")[-1]]
+        if p.percent:
+            assert "%" in s.format and "$M" not in s.label
+        else:
+            assert s.label.endswith(", $M"), s.label
+
+
+def test_chart_legends_name_each_structure_in_full_and_keep_its_colour(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert specs, "no chart on the page"
+    short = ["fee-for-service", "milestone-based", "revenue share", "hybrid", "CDMO risk-share"]
+    coloured = [s for s in specs for layer in [s, *s.get("layer", [])]
+                if layer.get("encoding", {}).get("color", {}).get("field") == "variant"]
+    assert coloured, "no chart coloured by structure"
+    for spec in coloured:
+        text = json.dumps(spec)
+        for name in short:
+            assert f'"{name}"' in text  # the legend's label is the whole short name
+        color = next(layer["encoding"]["color"] for layer in [spec, *spec.get("layer", [])]
+                     if layer.get("encoding", {}).get("color", {}).get("field") == "variant")
+        assert color["scale"]["domain"] == short  # a fixed order: each structure keeps its colour
+        assert color["legend"]["labelLimit"] >= 7 * max(map(len, short))
+
+
+def test_the_comparison_shows_both_sides_value_and_risk_with_short_names(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    tables = {tuple(df.value.columns): df.value for df in at.dataframe}
+    risk = next(v for k, v in tables.items() if "sponsor risk share" in k)
+    value = next(v for k, v in tables.items() if "joint gain" in k)
+    assert list(value.index) == list(risk.index) == ["fee-for-service", "milestone-based", "revenue share",
+                                                     "hybrid", "CDMO risk-share"]
+    result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0, keep_flows=False)
+    npv = result.npv["sponsor"]
+    assert risk.loc["hybrid", "sponsor P(loss)"] == pytest.approx((npv < 0).mean())
+    assert risk.loc["hybrid", "sponsor P5"] == pytest.approx(np.percentile(npv, 5), rel=1e-6)
+    assert value.loc["hybrid", "sponsor eNPV"] == pytest.approx(npv.mean(), rel=1e-12)

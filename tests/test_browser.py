@@ -91,7 +91,7 @@ def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
             page.goto(server, wait_until="domcontentloaded")
             _wait_idle(page)
             before = _metric(page, "Partner eNPV")
-            slider = page.get_by_test_id("stSlider").filter(has_text="Tiered revenue share: rate above").get_by_role(
+            slider = page.get_by_test_id("stSlider").filter(has_text="rate above").get_by_role(
                 "slider")
             slider.focus()
             for _ in range(6):
@@ -120,3 +120,27 @@ def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
         finally:
             browser.close()
     assert (ARTIFACTS / "app.png").stat().st_size > 50_000
+
+
+def test_the_key_figures_and_the_main_chart_are_on_the_first_screen(server):
+    """At 1440 x 900 and 1280 x 720, without scrolling: the metrics and most of the overview chart."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            for width, height in ((1440, 900), (1280, 720)):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(server, wait_until="domcontentloaded")
+                _wait_idle(page)
+                chart = page.locator('[data-testid="stVegaLiteChart"]').first
+                expect(chart).to_be_visible(timeout=60_000)
+                box = chart.bounding_box()
+                assert box is not None and box["height"] >= 250
+                visible = min(box["y"] + box["height"], height) - max(box["y"], 0)
+                assert visible >= 0.6 * box["height"], (width, height, box)
+                for metric in page.get_by_test_id("stMetric").all():
+                    m = metric.bounding_box()
+                    assert m is not None and m["y"] + m["height"] <= height, (width, height, m)
+                page.close()
+        finally:
+            browser.close()
