@@ -25,7 +25,7 @@ from dealmodel.io import (
     parse_deal_text,
     save_deal,
 )
-from dealmodel.negotiate import Negotiation, frontier, negotiate
+from dealmodel.negotiate import Negotiation, frontier, frontier_sweep, negotiate
 from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal
 from dealmodel.sensitivity import tornado
@@ -47,6 +47,7 @@ __all__ = [
     "dump_deal",
     "export",
     "frontier",
+    "frontier_sweep",
     "get_value",
     "headline",
     "iso_value",

@@ -560,6 +560,24 @@ def frontier(deals: Sequence[Deal] | Mapping[str, Deal], measure: str = "enpv", 
     return dominance(pd.DataFrame(rows).set_index("structure"))
 
 
+def frontier_sweep(deal: Deal, parameter: str, values: Sequence[float],
+                   others: Sequence[Deal] | Mapping[str, Deal] = (), measure: str = "enpv", paths: int = 20_000,
+                   seed: int = 0) -> pd.DataFrame:
+    """The frontier of a family of structures: ``deal`` with ``parameter`` at each of ``values``
+    (rows named ``"PARAMETER = VALUE"``), placed beside ``others`` (e.g. the structures on the table),
+    all on the same paths; see :func:`frontier`."""
+    if len(values) < 1:
+        raise ValueError("frontier_sweep needs at least one value of the parameter")
+    family = {f"{parameter} = {float(v):g}": set_value(deal, parameter, float(v)) for v in values}
+    extra = dict(others) if isinstance(others, Mapping) else {d.name: d for d in others}
+    clash = set(family) & set(extra)
+    if clash:
+        raise ValueError(f"structure names used twice: {', '.join(sorted(clash))}")
+    table = frontier({**family, **extra}, measure=measure, paths=paths, seed=seed)
+    table["swept"] = [name in family for name in table.index]
+    return table
+
+
 def dominance(table: pd.DataFrame) -> pd.DataFrame:
     """Flag each row (columns ``sponsor``, ``partner``) that another beats for one party without
     losing for the other: ``dominated`` and ``dominated_by`` (the names of those that beat it)."""

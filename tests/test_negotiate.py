@@ -243,6 +243,21 @@ def test_frontier_flags_exactly_the_dominated_structures():
     assert table.loc["10%", "partner"] == pytest.approx(0.10 * _sales_pv(RP), rel=1e-9)
 
 
+def test_a_swept_royalty_traces_the_frontier_and_a_wasteful_structure_falls_below_it():
+    waste = _deal(terms=[{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}]},
+                         {"kind": "capacity_reservation", "fee_per_year": 0.0, "end_years": 2.0,
+                          "partner_cost_per_year": 5.0}]).model_copy(update={"name": "waste"})
+    rates = [0.0, 0.05, 0.1, 0.2]
+    table = dm.frontier_sweep(_deal(), "terms[0].tiers[0].rate", rates, others=[waste], paths=100)
+    assert list(table.index) == [f"terms[0].tiers[0].rate = {r:g}" for r in rates] + ["waste"]
+    for r in rates:  # a transfer: the sponsor keeps (1 - r) of the sales, the partner gets r, none dominated
+        row = table.loc[f"terms[0].tiers[0].rate = {r:g}"]
+        assert row["sponsor"] == pytest.approx((1 - r) * _sales_pv(RS), rel=1e-9)
+        assert row["partner"] == pytest.approx(r * _sales_pv(RP), rel=1e-9, abs=1e-9)
+        assert not row["dominated"] and row["swept"]
+    assert table.loc["waste", "dominated"] and table.loc["waste", "dominated_by"] == "terms[0].tiers[0].rate = 0.05"
+
+
 def test_cli_negotiate_prints_the_zone_and_exits_zero(capsys):
     from dealmodel.cli import main
 
