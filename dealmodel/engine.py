@@ -202,7 +202,11 @@ class _ProgramCache:
                 self._items.move_to_end(k)
                 return self._items[k][0]
         program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
-        size = sum(a.nbytes for cp in program.candidates for a in vars(cp).values() if isinstance(a, np.ndarray))
+        from dealmodel import kernel
+
+        packed = kernel.program_arrays(program).nbytes  # kept with it: a revaluation does not repack
+        size = packed + sum(a.nbytes for cp in program.candidates for a in vars(cp).values()
+                            if isinstance(a, np.ndarray))
         with self._lock:
             if k not in self._items and size <= self.max_bytes:
                 self._items[k] = (program, size)

@@ -206,6 +206,9 @@ def program_arrays(program) -> np.ndarray:
     Per candidate: remake, launch, peak sales, exclusivity, erosion, cost of goods, opex; then
     per phase k at ``7 + 6 k``: start, end, reached, succeeded, sponsor cost, partner cost.
     """
+    packed = getattr(program, "_packed", None)
+    if packed is not None:  # a cached chunk's program, packed once for every revaluation
+        return packed
     n, C = program.n, len(program.candidates)
     K = max(len(cp.phases) for cp in program.candidates)
     P = np.zeros((n, C, 7 + 6 * K))
@@ -215,6 +218,7 @@ def program_arrays(program) -> np.ndarray:
             P[:, c, f] = getattr(cp, name)
         for f, name in enumerate(("start", "end", "reached", "succeeded", "sponsor_cost", "partner_cost")):
             P[:, c, 7 + f:7 + 6 * len(cp.phases):6] = getattr(cp, name)
+    object.__setattr__(program, "_packed", P)  # the program is immutable, so is its packing
     return P
 
 
