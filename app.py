@@ -22,11 +22,11 @@ import streamlit as st
 import dealmodel as dm
 from dealmodel import charts, views
 from dealmodel.compare import compare_results
-from dealmodel.edit import ParameterError, scale_all, set_values, term_parameters
+from dealmodel.edit import set_values, term_parameters
 from dealmodel.export import csv_text
-from dealmodel.io import file_stem
+from dealmodel.io import file_stem, parse_text
 from dealmodel.negotiate import comparison_frontier
-from dealmodel.schema import PHASES
+from dealmodel.scenario import ProgramChanges, Scenario, Structure, parse_scenarios, scenarios_text
 
 ROOT = Path(__file__).resolve().parent
 REFERENCE_FILES = [ROOT / "sample_deals" / f"reference_{k}.yaml"
@@ -140,6 +140,7 @@ def init_state() -> None:
         ss.edits[deal.name] = {}
     ss.seen_uploads = set()
     ss.upload_error = None
+    ss.scenarios = {}
     names = list(ss.structures)
     ss.selected = names[3]  # the hybrid, unless a file is named on the command line
     if len(sys.argv) > 1:
@@ -194,40 +195,23 @@ TIMING_LABELS = {AS_WRITTEN: "As in each deal", "exact": "Exact (continuous time
                  "end_of_year": "End of year (Excel NPV)", "mid_year": "Mid-year", "start_of_year": "Start of year"}
 
 
-def with_program(deal: dm.Deal) -> dm.Deal:
-    """The deal under the sidebar's program changes, applied to the deal's own inputs.
-
-    The sidebar holds relative changes (x for sales and probabilities, + percentage points for
-    rates and correlation) and lever switches that default to each deal's own setting, so every
-    structure is valued with its own program and parties, moved by the same amount.
-    """
-    if ss.get("peak_scale", 1.0) != 1.0:
-        deal = scale_all(deal, "commercial.peak_sales", ss.peak_scale)
-    if ss.get("prob_scale", 1.0) != 1.0:
-        for phase in PHASES:
-            try:
-                deal = scale_all(deal, f"phases.{phase}.success_probability", ss.prob_scale, upper=1.0)
-            except ParameterError:
-                continue  # no candidate has this phase ahead of it
-    changes: dict[str, object] = {}
-    for party in ("sponsor", "partner"):
-        delta = ss.get(f"{party}_rate_delta", 0.0) / 100.0
-        if delta:
-            own = getattr(deal.parties, party).discount_rate
-            changes[f"parties.{party}.discount_rate"] = max(own + delta, -0.5)
-    rho_delta = ss.get("rho_delta", 0.0)
-    if rho_delta:
-        changes["correlation.rho"] = min(max(deal.correlation.rho + rho_delta, 0.0), 0.95)
-        for group, rho in deal.correlation.groups.items():
-            changes[f"correlation.groups.{group}"] = min(max(rho + rho_delta, 0.0), 0.95)
-    for lever in LEVERS:
-        mode = ss.get(f"{lever}_mode", AS_WRITTEN)
-        if mode != AS_WRITTEN:
-            changes[f"levers.{lever}.enabled"] = mode == "on"
+def program_changes() -> ProgramChanges:
+    """The sidebar's program changes: relative to each deal's own inputs (x for sales and
+    probabilities, + percentage points for rates and correlation) and lever switches that default
+    to each deal's own setting, so every structure is valued with its own program and parties,
+    moved by the same amount."""
+    levers = {lever: ss[f"{lever}_mode"] == "on" for lever in LEVERS
+              if ss.get(f"{lever}_mode", AS_WRITTEN) != AS_WRITTEN}
     timing = ss.get("timing_mode", AS_WRITTEN)
-    if timing != AS_WRITTEN:
-        changes["timing"] = timing
-    return set_values(deal, changes) if changes else deal
+    return ProgramChanges(peak_scale=ss.get("peak_scale", 1.0), prob_scale=ss.get("prob_scale", 1.0),
+                          sponsor_rate_delta=ss.get("sponsor_rate_delta", 0.0),
+                          partner_rate_delta=ss.get("partner_rate_delta", 0.0), rho_delta=ss.get("rho_delta", 0.0),
+                          timing=None if timing == AS_WRITTEN else timing, levers=levers)
+
+
+def with_program(deal: dm.Deal) -> dm.Deal:
+    """The deal under the sidebar's program changes (see :class:`dealmodel.scenario.ProgramChanges`)."""
+    return program_changes().apply(deal)
 
 
 def program_caption(deal: dm.Deal) -> str:
@@ -310,7 +294,99 @@ def sidebar() -> tuple[int, int]:
     sb.subheader("Scenario levers (article figures)")
     for lever, label in LEVERS.items():
         sb.radio(label, [AS_WRITTEN, "on", "off"], horizontal=True, key=f"{lever}_mode")
+    scenarios_panel(sb, paths, seed)
     return paths, seed
+
+
+# --------------------------------------------------------------------------- scenarios
+
+# the sidebar's widgets and their ranges: a scenario restores only into values they can show
+_PROGRAM_WIDGETS = {"peak_scale": (0.25, 3.0), "prob_scale": (0.5, 1.5), "sponsor_rate_delta": (-10.0, 15.0),
+                    "partner_rate_delta": (-10.0, 15.0), "rho_delta": (-0.5, 0.5)}
+
+
+def current_scenario(name: str, paths: int, seed: int) -> Scenario:
+    return Scenario(name=name, paths=paths, seed=seed, selected=ss.selected, program=program_changes(),
+                    structures={n: Structure(deal=d, edits=dict(ss.edits[n])) for n, d in ss.structures.items()})
+
+
+def _save_scenario(paths: int, seed: int) -> None:
+    name = (ss.get("scenario_name") or "").strip() or f"Scenario {len(ss.scenarios) + 1}"
+    ss.scenarios[name] = current_scenario(name, paths, seed)
+    ss.scenario_message = ("success", f"Saved **{name}**: {len(ss.structures)} structures, {paths:,} paths, "
+                                      f"seed {seed}. Download the scenarios file to keep it.")
+
+
+def _restore_scenario(name: str) -> None:
+    """Button callback: put every widget back as the scenario has it (before they are drawn)."""
+    sc = ss.scenarios[name]
+    program = sc.program.model_dump()
+    outside = [f"{k} = {program[k]:g} (the slider goes {lo:g} to {hi:g})"
+               for k, (lo, hi) in _PROGRAM_WIDGETS.items() if not lo <= program[k] <= hi]
+    outside += [f"paths = {sc.paths:,} (the app takes up to {MAX_PATHS:,})"] if not 1_000 <= sc.paths <= MAX_PATHS \
+        else []
+    for n, st_ in sc.structures.items():
+        for p in term_parameters(st_.deal):
+            if p.path in st_.edits and not p.low <= st_.edits[p.path] <= p.high:
+                outside.append(f"{n}: {p.label} = {st_.edits[p.path]:g} (the slider goes {p.low:g} to {p.high:g})")
+    if outside:
+        ss.scenario_message = ("error", f"**{name}** has values the app's sliders cannot show, so it was not "
+                                        "restored (value it with `dealmodel scenario` or `dm.load_scenario`): "
+                                        + "; ".join(outside))
+        return
+    for key in [k for k in ss if isinstance(k, str) and k.startswith("term::")]:
+        del ss[key]
+    ss.structures = {n: st_.deal for n, st_ in sc.structures.items()}
+    ss.edits = {n: dict(st_.edits) for n, st_ in sc.structures.items()}
+    ss.selected = sc.selected if sc.selected in ss.structures else next(iter(ss.structures))
+    ss.paths, ss.seed = sc.paths, sc.seed
+    for k in _PROGRAM_WIDGETS:
+        ss[k] = program[k]
+    ss.timing_mode = sc.program.timing or AS_WRITTEN
+    for lever in LEVERS:
+        ss[f"{lever}_mode"] = AS_WRITTEN if lever not in sc.program.levers else (
+            "on" if sc.program.levers[lever] else "off")
+    ss.scenario_message = ("success", f"Restored **{name}**.")
+
+
+def _load_scenarios_file(upload) -> None:
+    if upload is None or upload.file_id in ss.seen_uploads:
+        return
+    ss.seen_uploads.add(upload.file_id)
+    data = upload.getvalue()
+    try:
+        if len(data) > 4 * MAX_UPLOAD_BYTES:
+            raise dm.DealError(upload.name, [f"the file is {len(data) / 1e6:.1f} MB; scenarios files are limited "
+                                             f"to {4 * MAX_UPLOAD_BYTES / 1e6:.0f} MB"])
+        loaded = parse_scenarios(parse_text(data.decode("utf-8-sig"), upload.name, "yaml"), upload.name)
+    except UnicodeDecodeError:
+        ss.scenario_message = ("error", f"Could not read **{upload.name}**: not a text file (expected YAML).")
+        return
+    except dm.DealError as exc:
+        ss.scenario_message = ("error", f"Could not read **{upload.name}**:\n\n"
+                                        + "\n".join(f"- `{p}`" for p in exc.problems))
+        return
+    ss.scenarios.update(loaded)
+    ss.scenario_message = ("success", f"Loaded {len(loaded)} scenario(s) from **{upload.name}**: "
+                                      + ", ".join(loaded) + ". Pick one and restore it.")
+
+
+def scenarios_panel(sb, paths: int, seed: int) -> None:
+    sb.header("Scenarios")
+    sb.caption("Save every structure's terms, the program changes, paths and seed under a name; restore it, "
+               "compare saved scenarios (Compare & solve), or value the file with `dealmodel scenario`.")
+    sb.text_input("Scenario name", key="scenario_name", placeholder="e.g. Board draft, 12 May")
+    sb.button("Save this scenario", key="save_scenario", on_click=_save_scenario, args=(paths, seed))
+    _load_scenarios_file(sb.file_uploader("Load a scenarios file (YAML)", type=["yaml", "yml"],
+                                          key="scenario_upload"))
+    if ss.scenarios:
+        pick = sb.selectbox("Saved scenarios", list(ss.scenarios), key="scenario_pick")
+        sb.button("Restore this scenario", key="restore_scenario", on_click=_restore_scenario, args=(pick,))
+        sb.download_button("Download the scenarios file", scenarios_text(ss.scenarios), file_name="scenarios.yaml",
+                           mime="application/x-yaml", key="download_scenarios")
+    message = ss.get("scenario_message")
+    if message:
+        (sb.success if message[0] == "success" else sb.error)(message[1])
 
 
 _NOT_MONEY = {"notice_years": "years"}
@@ -467,6 +543,8 @@ def main() -> None:
         st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
         payments = pd.Series(result.payments_by_kind(), name="expected PV to partner").rename_axis("term kind")
         st.dataframe(payments.to_frame().style.format("{:,.1f}"))
+        st.markdown("**Candidates**: how far each gets on the simulated futures")
+        st.dataframe(views.candidate_table(result), width="content")
     with tabs[1]:
         party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
         left, right = st.columns(2)
@@ -475,6 +553,16 @@ def main() -> None:
                                                     domain), width="stretch")
         right.altair_chart(charts.exceedance_chart(shortened(views.exceedance_frame(comparison, party)), party,
                                                    domain), width="stretch")
+        values = {short[n]: r.npv[party] for n, r in results.items()}
+        st.markdown(f"**{party.capitalize()} NPV by percentile**, $M")
+        pct = views.percentile_table(values)
+        st.dataframe(pct.style.format("{:,.1f}").format("{:,.2f}", subset=["SE of mean"]), width="stretch")
+        st.caption("P5: the NPV is below this on 5% of the simulated futures (linear interpolation between paths); "
+                   "SE of mean: the Monte Carlo standard error of the expected NPV, sd / √paths.")
+        x = st.number_input(f"Probability the {party}'s NPV is above x: x, $M", value=0.0, step=10.0,
+                            key=f"exceed_x::{party}")
+        above = views.exceedance_at(values, float(x))
+        st.dataframe(above.to_frame().style.format("{:.1%}"), width="content")
     with tabs[2]:
         downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
                             format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
@@ -615,6 +703,39 @@ def sensitivity(deal_json: str, seed: int) -> None:
         st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns[3:]}), hide_index=True, width="stretch")
 
 
+def scenario_table(scenario: Scenario) -> pd.DataFrame:
+    """One row per structure of a saved scenario: both sides' expected NPV."""
+    deals = scenario.deals()
+    jsons = [d.model_dump_json(by_alias=True) for d in deals.values()]
+    results = dict(zip(deals, result_store().get_many(jsons, scenario.paths, scenario.seed), strict=True))
+    t = compare_results(results).table
+    return pd.DataFrame({"scenario": scenario.name, "structure": list(t.index),
+                         "sponsor eNPV": t["sponsor_expected_npv"].to_numpy(),
+                         "partner eNPV": t["partner_expected_npv"].to_numpy()})
+
+
+def saved_scenarios(paths: int, seed: int) -> None:
+    if not ss.scenarios:
+        return
+    st.markdown("**Saved scenarios side by side**, $M")
+    now = current_scenario("(now, unsaved)", paths, seed)
+    frames = []
+    for sc in [*ss.scenarios.values(), now]:
+        try:
+            frames.append(scenario_table(sc))
+        except (ValueError, ArithmeticError) as exc:
+            st.error(f"Scenario **{sc.name}** cannot be valued: {exc}")
+    table = pd.concat(frames, ignore_index=True)
+    short = views.short_names(sorted(set(table["structure"])))
+    table["structure"] = table["structure"].map(short)
+    wide = table.pivot_table(index="structure", columns="scenario", values=["sponsor eNPV", "partner eNPV"],
+                             sort=False)
+    wide.columns = [f"{scenario}: {what}" for what, scenario in wide.columns]
+    st.dataframe(wide.style.format("{:,.1f}"), width="stretch")
+    st.caption("Each scenario valued at its own paths and seed; \"(now, unsaved)\" is the page as it stands. "
+               "Restore one from the sidebar.")
+
+
 def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> None:
     t = comparison.table
     short = views.short_names(list(t.index))
@@ -673,6 +794,7 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     if len(beaten):
         st.caption("Dominated: " + "; ".join(f"**{r.structure}** by {r.dominated_by}" for r in beaten.itertuples())
                    + ".")
+    saved_scenarios(paths, seed)
     c1, c2, _ = st.columns([1, 1, 2])
     pairs = tuple(jsons.items())
     c1.download_button("Download the comparison (Excel)", lambda: workbook_bytes(pairs, baseline, paths, seed),

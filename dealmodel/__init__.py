@@ -27,6 +27,7 @@ from dealmodel.io import (
 )
 from dealmodel.negotiate import Negotiation, frontier, frontier_sweep, negotiate
 from dealmodel.result import SimulationResult
+from dealmodel.scenario import Scenario, load_scenario, load_scenarios, save_scenario
 from dealmodel.schema import Deal
 from dealmodel.sensitivity import tornado
 from dealmodel.solver import Solution, SolveError, iso_value, solve
@@ -38,6 +39,7 @@ __all__ = [
     "DealError",
     "Headline",
     "Negotiation",
+    "Scenario",
     "SimulationResult",
     "Solution",
     "SolveError",
@@ -52,10 +54,13 @@ __all__ = [
     "headline",
     "iso_value",
     "load_deal",
+    "load_scenario",
+    "load_scenarios",
     "negotiate",
     "parse_deal",
     "parse_deal_text",
     "save_deal",
+    "save_scenario",
     "set_value",
     "simulate",
     "simulate_many",

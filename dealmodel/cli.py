@@ -182,7 +182,6 @@ def _show(args: argparse.Namespace) -> bool:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from dealmodel.compare import compare
-    from dealmodel.export import export
 
     files = list(args.files)
     if args.baseline and args.baseline not in files:
@@ -198,15 +197,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              keep_flows=bool(args.out) and args.out.lower().endswith(".xlsx"))
     finally:
         close()
+    return _report_comparison(args, comparison, f"{len(loaded)} structures")
+
+
+def _report_comparison(args: argparse.Namespace, comparison, what: str) -> int:
+    """Write ``--out``, then print the comparison as JSON (``--json``) or as a table."""
+    from dealmodel.export import export
+
+    paths, seed = comparison.paths, comparison.seed
     if args.out:
         export(args.out, comparison=comparison)
     if args.json:
         table = comparison.table.reset_index()
-        print(json.dumps({"paths": args.paths, "seed": args.seed, "baseline": comparison.baseline,
+        print(json.dumps({"paths": paths, "seed": seed, "baseline": comparison.baseline,
                           "variants": json.loads(table.to_json(orient="records"))}, indent=2))
         return EXIT_OK
     deal = next(iter(comparison.results.values())).deal
-    print(f"{len(loaded)} structures on {args.paths:,} common paths, seed {args.seed}; "
+    print(f"{what} on {paths:,} common paths, seed {seed}; "
           f"money in {deal.currency} millions; baseline: {comparison.baseline}\n")
     t = comparison.table
     width = max(12, max(len(v) for v in t.index) + 2)
@@ -228,6 +235,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return EXIT_OK
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from dealmodel.scenario import load_scenario, load_scenarios
+
+    if args.list:
+        for name, sc in load_scenarios(args.file).items():
+            print(f"{name}: {len(sc.structures)} structures, {sc.paths:,} paths, seed {sc.seed}")
+        return EXIT_OK
+    scenario = load_scenario(args.file, args.name)
+    deals = scenario.deals()
+    if args.baseline is not None and args.baseline not in deals:
+        raise ValueError(f"--baseline: {args.baseline!r} is not a structure of scenario {scenario.name!r} "
+                         f"({', '.join(deals)})")
+    update, close = _progress(_show(args), "path")
+    try:
+        from dealmodel.compare import compare
+
+        comparison = compare(deals, paths=scenario.paths, seed=scenario.seed, baseline=args.baseline,
+                             progress=update, keep_flows=bool(args.out) and args.out.lower().endswith(".xlsx"))
+    finally:
+        close()
+    return _report_comparison(args, comparison, f"scenario {scenario.name!r}: {len(deals)} structures")
 
 
 def cmd_tornado(args: argparse.Namespace) -> int:
@@ -473,6 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="also write the comparison: .xlsx, .csv or .json")
     _run_options(p, default_paths=20_000)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("scenario", help="value a saved scenario (from the app's scenarios file)")
+    p.add_argument("file", metavar="FILE", help="a scenarios file (YAML)")
+    p.add_argument("--name", help="which scenario of the file (default: the last saved)")
+    p.add_argument("--list", action="store_true", help="list the file's scenarios and stop")
+    p.add_argument("--baseline", metavar="STRUCTURE", help="structure differences are taken against (default: first)")
+    p.add_argument("--out", metavar="PATH", help="also write the comparison: .xlsx, .csv or .json")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    p.set_defaults(func=cmd_scenario)
 
     p = sub.add_parser("tornado", help="which inputs swing a party's value most")
     p.add_argument("file", metavar="FILE")
