@@ -130,3 +130,40 @@ def overview_frame(comparison: Comparison) -> pd.DataFrame:
             rows.append({"variant": name, "party": party, "mean": float(row[f"{party}_expected_npv"]),
                          "p5": float(row[f"{party}_p5"]), "p95": float(row[f"{party}_p95"])})
     return pd.DataFrame(rows)
+
+
+PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
+
+
+def percentile_table(values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per structure: P1 ... P99 (linear interpolation between order statistics, numpy's
+    default), mean, standard deviation and the Monte Carlo standard error of the mean (sd / sqrt n)."""
+    rows = {}
+    for name, x in values.items():
+        x = np.asarray(x, dtype=float)
+        sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
+        rows[name] = {**{f"P{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(x, PERCENTILES), strict=True)},
+                      "mean": float(x.mean()), "sd": sd, "SE of mean": sd / np.sqrt(x.size)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("structure")
+
+
+def exceedance_at(values: dict[str, np.ndarray], x: float) -> pd.Series:
+    """Share of paths on which each structure's NPV is above ``x``."""
+    return pd.Series({name: float((np.asarray(v) > x).mean()) for name, v in values.items()},
+                     name=f"P(NPV > {x:,.1f})").rename_axis("structure")
+
+
+def candidate_table(result: SimulationResult) -> pd.DataFrame:
+    """Per candidate: where it starts, the share of paths reaching each phase, approval and the
+    expected launch year (over the paths where it is approved), as plain labelled figures."""
+    rows = {}
+    for name, c in result.candidates.items():
+        row = {"starts in": c["start_phase"].replace("_", " ")}
+        for key, value in c.items():
+            if key.startswith("prob_reach_"):
+                row[f"reaches {key.removeprefix('prob_reach_')}"] = f"{value:.1%}"
+        row["approved"] = f"{c['prob_approval']:.1%}"
+        launch = c["expected_launch_year"]
+        row["expected launch (if approved)"] = "—" if launch != launch else f"{launch:.1f}"
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate").fillna("—")

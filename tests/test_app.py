@@ -338,3 +338,43 @@ def test_the_comparison_shows_both_sides_value_and_risk_with_short_names(monkeyp
     assert risk.loc["hybrid", "sponsor P(loss)"] == pytest.approx((npv < 0).mean())
     assert risk.loc["hybrid", "sponsor P5"] == pytest.approx(np.percentile(npv, 5), rel=1e-6)
     assert value.loc["hybrid", "sponsor eNPV"] == pytest.approx(npv.mean(), rel=1e-12)
+
+
+def test_a_saved_scenario_restores_to_identical_figures_and_downloads_as_a_file(monkeypatch):
+    from dealmodel.scenario import parse_scenarios
+
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    name = at.selectbox(key="selected").value
+    at.slider(key=f"term::{name}::terms[4].amount").set_value(120.0)
+    at.slider(key="peak_scale").set_value(1.5).run()
+    saved = {label: _metric(at, label) for label in ("Partner eNPV", "Sponsor eNPV", "Biobucks")}
+    at.text_input(key="scenario_name").input("Board draft").run()
+    at.button(key="save_scenario").click().run()
+    assert not at.exception
+    at.slider(key=f"term::{name}::terms[4].amount").set_value(60.0)
+    at.slider(key="peak_scale").set_value(1.0).run()
+    assert _metric(at, "Partner eNPV") != saved["Partner eNPV"]
+    at.selectbox(key="scenario_pick").set_value("Board draft").run()
+    at.button(key="restore_scenario").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {label: _metric(at, label) for label in saved} == saved
+    assert at.slider(key="peak_scale").value == 1.5
+    assert at.slider(key=f"term::{name}::terms[4].amount").value == 120.0
+    # the downloaded file values the same in Python
+    (scenario,) = parse_scenarios(yaml.safe_load(_RecordingStorage.files["scenarios.yaml"])).values()
+    table = scenario.compare().table
+    assert round(table.loc[name, "partner_expected_npv"], 1) == saved["Partner eNPV"]
+
+
+def test_the_distribution_view_reads_like_a_simulation_report(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0, keep_flows=False)
+    x = result.npv["partner"]
+    pct = next(d.value for d in at.dataframe if "SE of mean" in d.value.columns)
+    assert pct.loc["hybrid", "P5"] == pytest.approx(np.percentile(x, 5), rel=1e-12)
+    assert pct.loc["hybrid", "SE of mean"] == pytest.approx(x.std(ddof=1) / np.sqrt(x.size), rel=1e-12)
+    at.number_input(key="exceed_x::partner").set_value(100.0).run()
+    above = next(d.value for d in at.dataframe if d.value.columns[0].startswith("P(NPV > 100"))
+    assert above.iloc[:, 0]["hybrid"] == pytest.approx((x > 100.0).mean())
+    candidates = next(d.value for d in at.dataframe if "approved" in d.value.columns)
+    assert len(candidates) == len(result.candidates)
