@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dealmodel.io import atomic_write, publish
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SHARE_WORDS = ("prob_", "share", "rate", "paired")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 _CONTROL = "".join(chr(c) for c in range(32)) + " \x7f"
@@ -145,7 +147,9 @@ def write_workbook(
 
     def build(wb, fmt) -> None:
         if comparison is not None:
-            _sheet(wb, "Comparison", comparison.table, fmt, note, index=True)
+            _summary_sheet(wb, comparison, fmt, currency or "deal currency")
+            _sheet(wb, "Comparison", comparison.table, fmt, note + " Column names as in the CSV and JSON exports; "
+                   "the Summary sheet says the same in words.", index=True)
             _distribution_sheet(wb, comparison, fmt, note)
         if tornado is not None:
             ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
@@ -158,6 +162,72 @@ def write_workbook(
             _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
 
     _atomic_workbook(Path(path), build)
+
+
+_SUMMARY = (  # (header, column of Comparison.table, format, definition)
+    ("contract value", "total_contract_value", "money", "biobucks + service fees at list price + success premiums "
+     "+ reserved capacity: the deal as announced"),
+    ("PV to partner", "expected_pv_to_partner", "money", "expected present value of every payment to the partner"),
+    ("sponsor expected NPV", "sponsor_expected_npv", "money", "mean over the simulated futures of the sponsor's NPV"),
+    ("sponsor certainty equivalent", "sponsor_certainty_equivalent", "money", "what the sponsor would take for "
+     "sure instead, at its risk tolerance"),
+    ("sponsor P(loss)", "sponsor_prob_loss", "percent", "share of futures in which the sponsor loses money"),
+    ("partner expected NPV", "partner_expected_npv", "money", "mean over the simulated futures of the partner's NPV"),
+    ("partner certainty equivalent", "partner_certainty_equivalent", "money", "what the partner would take for "
+     "sure instead, at its risk tolerance"),
+    ("partner P5", "partner_p5", "money", "the partner's NPV is below this in 5% of futures"),
+    ("partner P(loss)", "partner_prob_loss", "percent", "share of futures in which the partner loses money"),
+    ("partner change vs baseline", "partner_diff", "money", "partner expected NPV less under the baseline, on the "
+     "same futures"),
+    ("± 2 SE", "partner_diff_se", "money", "two standard errors of that change (paired)"),
+    ("joint gain", "joint_gain", "money", "sponsor's change + partner's change against the baseline"),
+    ("± 2 SE ", "joint_gain_se", "money", "two standard errors of the joint gain (paired)"),
+)
+
+
+def _summary_sheet(wb, comparison: Comparison, fmt: dict, currency: str) -> None:
+    """The first sheet: the key figures of every structure in words, a chart, the definitions; one A4 page."""
+    ws = wb.add_worksheet("Summary")
+    title = wb.add_format({"bold": True, "font_size": 14})
+    t = comparison.table
+    ws.write_string(0, 0, f"Deal structures compared: {len(t)} on the same simulated futures", title)
+    ws.write_string(1, 0, f"{comparison.paths:,} simulated futures, seed {comparison.seed}; baseline "
+                          f"{safe_text(comparison.baseline)}; money in {currency} millions; dealmodel {__version__}, "
+                          f"{_dt.date.today().isoformat()}.", fmt["note"])
+    ws.write_string(3, 0, "structure", fmt["head"])
+    ws.set_column(0, 0, 38)
+    for c, (head, _, _, _) in enumerate(_SUMMARY, start=1):
+        ws.write_string(3, c, head.strip(), fmt["head"])
+        ws.set_column(c, c, 13)
+    ws.set_row(3, 45)
+    for r, (name, row) in enumerate(t.iterrows(), start=4):
+        ws.write_string(r, 0, str(safe_text(name)))
+        for c, (_, column, kind, _) in enumerate(_SUMMARY, start=1):
+            value = float(row[column]) * (2.0 if column.endswith("_se") else 1.0)
+            if math.isfinite(value):
+                ws.write_number(r, c, value, fmt[kind])
+            else:
+                ws.write_blank(r, c, None)
+    last = 3 + len(t)
+    chart = wb.add_chart({"type": "bar"})
+    for party, column in (("sponsor", 3), ("partner", 6)):
+        chart.add_series({"name": f"{party} expected NPV", "categories": ["Summary", 4, 0, last, 0],
+                          "values": ["Summary", 4, column, last, column]})
+    chart.set_title({"name": "Expected NPV to each side by structure"})
+    chart.set_x_axis({"name": f"{currency} millions"})
+    chart.set_y_axis({"reverse": True})
+    chart.set_legend({"position": "top"})
+    chart.set_size({"width": 760, "height": 90 + 46 * len(t)})
+    ws.insert_chart(last + 2, 0, chart)
+    row = last + 4 + math.ceil((90 + 46 * len(t)) / 20)
+    ws.write_string(row, 0, "What the columns mean", fmt["head"])
+    for i, (head, _, _, meaning) in enumerate(_SUMMARY, start=1):
+        ws.write_string(row + i, 0, head.strip())
+        ws.write_string(row + i, 1, meaning)
+    ws.set_landscape()
+    ws.set_paper(9)  # A4; fitting to one page also prints on Letter
+    ws.fit_to_pages(1, 1)
+    ws.print_area(0, 0, row + len(_SUMMARY), len(_SUMMARY))
 
 
 def _atomic_workbook(target: Path, build) -> None:
@@ -211,6 +281,8 @@ def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool
                     ws.write_number(row, c, value)
                 else:
                     ws.write_number(row, c, value, cell_fmt)
+            elif isinstance(value, str) and _NUMBER.fullmatch(value):  # a number that came as text
+                ws.write_number(row, c, float(value), fmt["param"] if "." in value else None)
             else:
                 ws.write_string(row, c, str(safe_text("" if value is None else str(value))))
     ws.freeze_panes(2, 1)

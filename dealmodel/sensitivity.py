@@ -164,5 +164,8 @@ def tornado(
 
 
 def _describe(values: dict[str, Any]) -> str:
+    """One value as a number ("320"); several (one per candidate) as their range ("225 to 400, 5 values")."""
     distinct = sorted({round(float(v), 6) for v in values.values()})
-    return ", ".join(f"{v:g}" for v in distinct)
+    if len(distinct) == 1:
+        return f"{distinct[0]:g}"
+    return f"{distinct[0]:,.4g} to {distinct[-1]:,.4g}, {len(distinct)} values"

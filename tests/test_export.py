@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 
 import openpyxl
 import pytest
@@ -31,8 +33,8 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Frontier", "Terms",
-                             "Inputs"]
+    assert wb.sheetnames == ["Summary", "Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Frontier",
+                             "Terms", "Inputs"]
     front = {r[0]: r[1:] for r in wb["Frontier"].iter_rows(min_row=3, max_row=2 + len(comparison.table),
                                                            values_only=True)}
     t = comparison.table
@@ -91,7 +93,7 @@ def test_workbook_has_native_charts(tmp_path, comparison):
 
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
-    assert len(charts) == 3  # partner and sponsor NPV distributions, the frontier
+    assert len(charts) == 4  # the summary's bars, partner and sponsor NPV distributions, the frontier
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
 
 
@@ -160,3 +162,35 @@ def test_probabilities_are_percentages_and_money_has_one_decimal_in_the_workbook
     assert prob.number_format == "0.0%"
     assert prob.value == pytest.approx(comparison.table["partner_prob_loss"].iloc[0], rel=1e-12)
     assert ws.cell(3, header.index("partner_expected_npv") + 1).number_format == "#,##0.0"
+
+
+def test_the_summary_sheet_comes_first_in_words_with_a_chart_on_one_page(tmp_path, comparison):
+    table = tornado(dm.load_deal(REFERENCE["hybrid"]), party="partner", paths=1_000, seed=1)
+    wb = openpyxl.load_workbook(export(tmp_path / "summary.xlsx", comparison=comparison, tornado=table))
+    ws = wb.worksheets[0]
+    assert ws.title == "Summary"
+    header = [c.value for c in ws[4]]
+    assert header[:4] == ["structure", "contract value", "PV to partner", "sponsor expected NPV"]
+    assert all(h and "_" not in h for h in header if h)  # words, not column keys
+    t = comparison.table
+    rows = {r[0]: r for r in ws.iter_rows(min_row=5, max_row=4 + len(t), values_only=True)}
+    for name, row in t.iterrows():
+        got = rows[safe_text(name)]
+        assert got[header.index("partner expected NPV")] == pytest.approx(row["partner_expected_npv"], rel=1e-12)
+        assert got[header.index("sponsor P(loss)")] == pytest.approx(row["sponsor_prob_loss"], rel=1e-12)
+        se = row["joint_gain_se"]
+        if math.isfinite(se):  # the baseline has no paired change
+            assert got[header.index("joint gain") + 1] == pytest.approx(2 * se, rel=1e-12)
+    assert len(ws._charts) == 1
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.orientation == "landscape"
+    assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight in (None, 1)  # 1 is the default
+    # no number stored as text on any sheet: single tornado ends are numbers, several a range in words
+    tornado_ws = wb["Tornado"]
+    for r in tornado_ws.iter_rows(min_row=3, values_only=True):
+        for v in r[2:4]:
+            assert isinstance(v, float | int) or " to " in v, v
+    for sheet in wb.worksheets:
+        for r in sheet.iter_rows(min_row=3, values_only=True):
+            for v in r:
+                if isinstance(v, str):
+                    assert not re.fullmatch(r"-?\d+(\.\d+)?", v), (sheet.title, v)
