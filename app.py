@@ -22,7 +22,7 @@ import streamlit as st
 import dealmodel as dm
 from dealmodel import charts, views
 from dealmodel.compare import compare_results
-from dealmodel.edit import set_values, term_parameters
+from dealmodel.edit import changed_inputs, set_values, term_parameters
 from dealmodel.export import csv_text
 from dealmodel.io import file_stem, parse_text
 from dealmodel.negotiate import comparison_frontier
@@ -99,7 +99,8 @@ def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, s
     try:
         return dm.solve(deal, parameter, target, party="partner", paths=paths, seed=seed).to_dict()
     except dm.SolveError as exc:
-        return {"error": str(exc)}
+        return {"error": str(exc), "low": exc.low, "high": exc.high, "at_low": exc.at_low, "at_high": exc.at_high,
+                "target": exc.target}
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding the zone of agreement…")
@@ -692,15 +693,28 @@ def sensitivity(deal_json: str, seed: int) -> None:
     st.caption(f"Each input at its low and high (a distribution's P10/P90, a fixed number ±20%), on "
                f"{SENSITIVITY_PATHS:,} common paths.")
     key = ("tornado", deal_json, party, seed)
-    if st.button("Run the sensitivity", key="run_tornado"):
-        ss.tornado_key = key
-    if ss.get("tornado_key") == key:
-        table = tornado_cached(deal_json, party, SENSITIVITY_PATHS, seed)
-        st.altair_chart(charts.tornado_chart(table, party), width="stretch")
-        shown = table[["label", "low", "high", "value_low", "value_high", "swing"]].rename(columns={
-            "label": "input", "low": "low value(s)", "high": "high value(s)", "value_low": f"{party} eNPV at low",
-            "value_high": f"{party} eNPV at high"})
-        st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns[3:]}), hide_index=True, width="stretch")
+    runs = ss.setdefault("tornado_runs", {})
+    last = runs.get(party)
+    if st.button("Run the sensitivity" if last is None or last[0] == key else "Run it again on the inputs as they "
+                 "are now", key="run_tornado"):
+        runs[party] = last = (key, tornado_cached(deal_json, party, SENSITIVITY_PATHS, seed))
+    if last is None:
+        return
+    (_, run_json, _, run_seed), table = last
+    if last[0] != key:  # kept, and labelled with what has changed since
+        now = dm.Deal.model_validate_json(deal_json)
+        labels = {p.path: p.label for p in term_parameters(now)}
+        changed = [next((c.replace(path, label, 1) for path, label in labels.items() if c.startswith(path + ":")),
+                        c) for c in changed_inputs(dm.Deal.model_validate_json(run_json), now)]
+        if run_seed != seed:
+            changed.append(f"seed {run_seed} → {seed}")
+        st.warning("This sensitivity was run before the latest changes (" + ("; ".join(changed[:4]) or "the deal")
+                   + ("; …" if len(changed) > 4 else "") + "). Its figures are for the inputs as they were then.")
+    st.altair_chart(charts.tornado_chart(table, party), width="stretch")
+    shown = table[["label", "low", "high", "value_low", "value_high", "swing"]].rename(columns={
+        "label": "input", "low": "low value(s)", "high": "high value(s)", "value_low": f"{party} eNPV at low, $M",
+        "value_high": f"{party} eNPV at high, $M", "swing": "swing, $M"})
+    st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns[3:]}), hide_index=True, width="stretch")
 
 
 def scenario_table(scenario: Scenario) -> pd.DataFrame:
@@ -812,16 +826,30 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
                 f"partner is indifferent to **{baseline}**.")
         return
     parameter = f"terms[{royalty}].tiers[0].rate"
+    key = (jsons[name], parameter, jsons[baseline], paths, seed)
+    # on request: a solve is a dozen valuations, too many to run on every slider move
     if st.button(f"Find the royalty rate at which the partner is indifferent to {baseline}", key="solve"):
-        ss.solve_key = (jsons[name], parameter, jsons[baseline], paths, seed)
-    if ss.get("solve_key") == (jsons[name], parameter, jsons[baseline], paths, seed):
-        answer = solve_cached(jsons[name], parameter, jsons[baseline], paths, seed)
-        if "error" in answer:
-            st.warning(answer["error"])
-        else:
-            st.success(f"A first-tier royalty of **{answer['value']:.2%}** gives the partner an expected NPV of "
-                       f"{answer['achieved']:,.1f}, the same as under {baseline} "
-                       f"(± {answer['standard_error']:,.1f} Monte Carlo standard error).")
-
+        ss.solve_key = key
+    if ss.get("solve_key") != key:
+        return
+    answer = solve_cached(*key)
+    if "error" in answer:  # said in words: what the royalty can and cannot do
+        side = "above" if answer["at_low"] > answer["target"] else "below"
+        st.info(f"No first-tier royalty from {answer['low']:.0%} to {answer['high']:.0%} leaves the partner exactly "
+                f"as well off as under **{baseline}** (expected NPV {answer['target']:,.1f}): its expected NPV runs "
+                f"from {answer['at_low']:,.1f} at {answer['low']:.0%} to {answer['at_high']:,.1f} at "
+                f"{answer['high']:.0%}, always {side} it. The royalty alone cannot close the gap: change another term "
+                f"(a milestone, the fee markup) and look again.")
+        return
+    st.success(f"A first-tier royalty of **{answer['value']:.2%}** gives the partner an expected NPV of "
+               f"{answer['achieved']:,.1f}, the same as under {baseline} "
+               f"(± {answer['standard_error']:,.1f} Monte Carlo standard error).")
+    tiers = deals[name].terms[royalty].tiers
+    if len(tiers) > 1 and answer["value"] > tiers[1].rate:
+        st.warning(f"That first-tier rate is above the next tier's ({tiers[1].rate:.2%} above "
+                   f"{tiers[1].above:,.0f}): the royalty would fall as sales grow. Raise the next tier too, or "
+                   f"solve on it instead.")
+    st.button(f"Apply {answer['value']:.2%} to {name}", key="apply_solved", on_click=_apply,
+              args=(name, [(parameter, float(answer["value"]), True)]))
 
 main()

@@ -273,3 +273,25 @@ def term_parameters(deal: Deal) -> list[Parameter]:
             out.append(Parameter(f"terms[{t}].{field}", f"{name}: {field.replace('_', ' ')}", value,
                                  min(low, value), max(top, value), step, percent))
     return out
+
+
+def changed_inputs(before: Deal, after: Deal) -> list[str]:
+    """The inputs that differ between two versions of a deal, as ``path: old → new`` (numbers
+    shortened; a changed distribution or block named by its path)."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("dist") == b.get("dist"):
+            for k in dict.fromkeys([*a, *b]):
+                walk(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+        elif a != b:
+            if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+                out.append(f"{path}: {a:,.4g} → {b:,.4g}")
+            else:
+                out.append(f"{path} changed")
+
+    walk(_data(before), _data(after), "")
+    return out

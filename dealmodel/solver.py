@@ -21,7 +21,15 @@ from dealmodel.schema import Deal
 
 
 class SolveError(ValueError):
-    """No value of the parameter in the allowed range reaches the target."""
+    """No value of the parameter in the allowed range reaches the target.
+
+    ``low`` / ``high``: the range searched; ``at_low`` / ``at_high``: the metric there; ``target``.
+    """
+
+    def __init__(self, message: str, low: float = math.nan, high: float = math.nan, at_low: float = math.nan,
+                 at_high: float = math.nan, target: float = math.nan):
+        super().__init__(message)
+        self.low, self.high, self.at_low, self.at_high, self.target = low, high, at_low, at_high, target
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,8 @@ def solve(
         a, b = value_at(lo)[0], value_at(hi)[0]
         raise SolveError(
             f"no value of {parameter} between {lo:g} and {hi:g} gives the {party}'s {metric} = "
-            f"{target_value:,.4g}: it ranges from {min(a, b):,.4g} to {max(a, b):,.4g} there"
+            f"{target_value:,.4g}: it ranges from {min(a, b):,.4g} to {max(a, b):,.4g} there",
+            low=lo, high=hi, at_low=a, at_high=b, target=target_value,
         )
     else:
         x = optimize.brentq(lambda v: value_at(v)[0] - target_value, lo, hi, xtol=xtol)

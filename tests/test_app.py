@@ -378,3 +378,38 @@ def test_the_distribution_view_reads_like_a_simulation_report(monkeypatch):
     assert above.iloc[:, 0]["hybrid"] == pytest.approx((x > 100.0).mean())
     candidates = next(d.value for d in at.dataframe if "approved" in d.value.columns)
     assert len(candidates) == len(result.candidates)
+
+
+def test_the_sensitivity_stays_after_a_slider_move_and_says_what_changed(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["milestone"]))
+    name = at.selectbox(key="selected").value
+    at.button(key="run_tornado").click().run()
+    before = len(at.get("vega_lite_chart"))
+    at.slider(key=f"term::{name}::terms[6].amount").set_value(200.0).run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == before  # still drawn
+    (note,) = [w.value for w in at.warning if w.value.startswith("This sensitivity was run before")]
+    assert "Approval: amount: 157 → 200" in note
+    at.button(key="run_tornado").click().run()
+    assert not [w for w in at.warning if w.value.startswith("This sensitivity was run before")]
+
+
+def test_the_solved_royalty_can_be_applied(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    at.button(key="solve").click().run()
+    deal = dm.load_deal(REFERENCE["revenue_share"])
+    fair = dm.solve(deal, "terms[1].tiers[0].rate", dm.load_deal(REFERENCE["fee_for_service"]), paths=20_000, seed=0)
+    at.button(key="apply_solved").click().run()
+    assert not at.exception
+    assert at.slider(key=f"term::{REV}::terms[1].tiers[0].rate").value == pytest.approx(100 * fair.value, rel=1e-9)
+    assert _metric(at, "Partner eNPV") == pytest.approx(fair.achieved, abs=0.051)
+
+
+def test_a_solve_that_cannot_succeed_says_so_in_words(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    # fees at a 50% markup: the partner beats fee-for-service with no royalty at all
+    at.slider(key=f"term::{REV}::terms[0].markup").set_value(100.0).run()
+    at.button(key="solve").click().run()
+    assert not at.exception
+    (said,) = [i.value for i in at.info if i.value.startswith("No first-tier royalty")]
+    assert "always above it" in said and "cannot close the gap" in said
