@@ -69,7 +69,9 @@ class ResultStore:
                 self._items.move_to_end((js, paths, seed))
         missing = [js for js in dict.fromkeys(deal_jsons) if js not in found]
         if missing:
-            valued = dm.simulate_many([dm.Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed)
+            # NPVs and the yearly flows of a fixed 20,000-path subsample: a 100k-path state stays small
+            valued = dm.simulate_many([dm.Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed,
+                                      keep_flows=False)
             with self._lock:
                 for js, result in zip(missing, valued, strict=True):
                     found[js] = result
@@ -572,6 +574,9 @@ def main() -> None:
     with tabs[3]:
         party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
         st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
+        if result.per_year_paths < result.paths:
+            st.caption(f"Mean and P10–P90 per year over the first {result.per_year_paths:,} of the {result.paths:,} "
+                       "simulated futures (a fixed subsample; the NPVs above use them all).")
     with tabs[4]:
         sensitivity(jsons[name], seed)
     with tabs[5]:

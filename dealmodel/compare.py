@@ -104,7 +104,8 @@ def compare(
     **joint gain** (sponsor's change + partner's change) with its standard error.
     Variants that share a program are valued in one pass (one program simulation per chunk).
     ``progress(done, total)`` is called after each chunk (paths x program groups).
-    ``keep_flows=False`` keeps NPVs only (no yearly table): what a large run needs. ``engine``:
+    ``keep_flows=False`` keeps NPVs only, and the yearly flows of the first 20,000 paths for the
+    yearly table: what a large run needs. ``engine``:
     see :func:`~dealmodel.engine.simulate`.
     """
     if isinstance(deals, Mapping):

@@ -141,9 +141,15 @@ def write_workbook(
     """One sheet per table, money in millions, native charts of the NPV distributions and tornado."""
     if currency is None and comparison is not None:
         currency = next(iter(comparison.results.values())).deal.currency
-    if per_year is None and comparison is not None and all(r.flows for r in comparison.results.values()):
+    if per_year is None and comparison is not None and all(r.flows or r.flows_sample
+                                                           for r in comparison.results.values()):
         per_year = comparison.per_year()
     note = f"Money in {currency or 'deal currency'} millions."
+    yearly_note = note
+    if comparison is not None and per_year is not None:
+        sampled = min(r.per_year_paths for r in comparison.results.values())
+        if 0 < sampled < comparison.paths:
+            yearly_note += f" Yearly figures over the first {sampled:,} of the {comparison.paths:,} paths."
 
     def build(wb, fmt) -> None:
         if comparison is not None:
@@ -155,7 +161,7 @@ def write_workbook(
             ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
             _tornado_chart(wb, ws, tornado)
         if per_year is not None:
-            _sheet(wb, "Cash flow per year", per_year, fmt, note, index=False)
+            _sheet(wb, "Cash flow per year", per_year, fmt, yearly_note, index=False)
         if comparison is not None:
             _frontier_sheet(wb, comparison, fmt, note)
             _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)

@@ -72,7 +72,8 @@ def check_run(paths: int, candidates: int, horizon: int, terms: int, structures:
             f"or raise the budget with the environment variable DEALMODEL_WORK"
         )
     per_path = 8.0 * 3 + (8.0 * terms + 16.0 * horizon if keep_flows else 0.0)
-    need = per_path * paths * structures
+    sample = 0.0 if keep_flows else 16.0 * horizon * min(paths, 20_000)  # the yearly subsample (engine.YEARLY_SAMPLE)
+    need = (per_path * paths + sample) * structures
     if need > memory_budget_bytes():
         raise LimitError(
             f"the results of this run would take {need / 2**20:,.0f} MB ({structures} structure(s) x {paths:,} paths x "

@@ -35,6 +35,9 @@ class SimulationResult:
         per-path storage).
     term_mean : (terms,) array
         The mean of each term's present value over all paths.
+    flows_sample : dict party -> (m, horizon) array
+        Without ``flows`` (``keep_flows=False``): the yearly cash flows of the first m = min(paths,
+        20,000) paths, a fixed subsample that :meth:`per_year` reads.
     """
 
     deal: Deal
@@ -46,6 +49,7 @@ class SimulationResult:
     term_pv: np.ndarray
     candidates: dict[str, dict[str, Any]]
     term_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
+    flows_sample: dict[str, np.ndarray] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -106,16 +110,34 @@ class SimulationResult:
             out[term.kind] = out.get(term.kind, 0.0) + float(self.term_mean[i])
         return out
 
+    @property
+    def per_year_paths(self) -> int:
+        """How many paths :meth:`per_year` is taken over: all, or the fixed yearly subsample."""
+        if self.flows:
+            return self.paths
+        return len(next(iter(self.flows_sample.values()))) if self.flows_sample else 0
+
+    def _yearly(self, party: str) -> np.ndarray:
+        if self.flows:
+            return self.cash_flows(party)
+        if not self.flows_sample:
+            raise ValueError("this result keeps no yearly cash flows")
+        if party == "program":
+            return self.flows_sample["sponsor"] + self.flows_sample["partner"]
+        return self.flows_sample[party]
+
     def per_year(self) -> pd.DataFrame:
         """Expected cash flow per calendar year and party with the P10-P90 band across paths.
 
         Each calendar year appears once; ``year_index`` i is [i, i + 1) from the valuation date.
+        Over every path when the flows were kept, else over the yearly subsample
+        (:attr:`per_year_paths`, the first 20,000 paths).
         """
         if "per_year" not in self._cache:
             frames = []
             years = np.arange(self.deal.horizon_years)
             for party in PARTIES:
-                cf = self.cash_flows(party)
+                cf = self._yearly(party)
                 p10, p90 = np.quantile(cf, [0.1, 0.9], axis=0)
                 frames.append(
                     pd.DataFrame(

@@ -292,6 +292,27 @@ def test_without_flows_only_the_npvs_are_kept_per_path():
     np.testing.assert_array_equal(lean.npv["partner"], full.npv["partner"])
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_without_flows_the_yearly_table_is_the_first_20000_paths_whatever_the_chunking(engine):
+    deal = dm.load_deal(ROOT / "sample_deals" / "reference_hybrid.yaml")
+    full = dm.simulate(deal, paths=30_000, seed=3, engine=engine)
+    for chunk, threads in ((8192, 2), (30_000, 1)):
+        lean = dm.simulate(deal, paths=30_000, seed=3, keep_flows=False, engine=engine, chunk_size=chunk,
+                           threads=threads)
+        assert lean.per_year_paths == 20_000
+        for party in ("sponsor", "partner"):
+            np.testing.assert_array_equal(lean.flows_sample[party], full.flows[party][:20_000])
+        table = lean.per_year()
+        cf = full.flows["partner"][:20_000]
+        partner = table[table["party"] == "partner"]
+        np.testing.assert_allclose(partner["mean"], cf.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(partner["p90"], np.quantile(cf, 0.9, axis=0), rtol=1e-12, atol=1e-12)
+    small = dm.simulate(deal, paths=5000, seed=3, keep_flows=False, engine=engine)
+    assert small.per_year_paths == 5000  # fewer paths than the sample: all of them
+    with pytest.raises(ValueError, match="keep_flows=False"):
+        small.cash_flows("partner")  # per-path flows of every path were not kept
+
+
 def test_the_reference_engine_is_there_to_pick():
     deal = dm.load_deal(ROOT / "sample_deals" / "reference_revenue_share.yaml")
     ref = dm.simulate(deal, paths=3000, seed=4, engine="numpy")
