@@ -129,7 +129,7 @@ def cmd_value(args: argparse.Namespace) -> int:
     deal = load_deal(args.file)
     update, close = _progress(_show(args) and args.paths >= 200_000, "path")
     try:
-        result = simulate(deal, paths=args.paths, seed=args.seed, keep_flows=False,
+        result = simulate(deal, paths=args.paths, seed=args.seed, keep_flows=False, yearly_sample=0,
                           progress=None if update is None else lambda done: update(done, args.paths))
     finally:
         close()

@@ -241,6 +241,7 @@ def simulate(
     threads: int | None = None,
     keep_flows: bool = True,
     engine: str | None = None,
+    yearly_sample: int | None = None,
 ) -> SimulationResult:
     """Value ``deal`` on ``paths`` simulated futures of its program.
 
@@ -250,12 +251,13 @@ def simulate(
     fixed blocks (see :mod:`dealmodel.program`) and per-chunk totals are added in chunk order.
     ``progress`` is called with the number of paths done after each chunk. ``threads`` defaults
     to the machine's cores, at most 4, or the environment variable ``DEALMODEL_THREADS``.
-    ``keep_flows=False`` keeps only the NPVs (memory O(paths)): everything but ``per_year``,
+    ``keep_flows=False`` keeps only the NPVs (memory O(paths)), and for ``per_year`` the yearly
+    flows of the first ``yearly_sample`` paths (default :data:`YEARLY_SAMPLE`; 0: none): everything but
     ``cash_flows`` and ``irr`` still works. ``engine``: ``"numba"`` (the compiled kernel, the
     default where numba imports) or ``"numpy"`` (the reference implementation).
     """
     report = None if progress is None else (lambda done, _total: progress(done))
-    return simulate_many([deal], paths, seed, chunk_size, report, threads, keep_flows, engine)[0]
+    return simulate_many([deal], paths, seed, chunk_size, report, threads, keep_flows, engine, yearly_sample)[0]
 
 
 def simulate_many(
@@ -267,6 +269,7 @@ def simulate_many(
     threads: int | None = None,
     keep_flows: bool = True,
     engine: str | None = None,
+    yearly_sample: int | None = None,
 ) -> list[SimulationResult]:
     """Value several deals on the same seed: :func:`simulate` of each, in one pass where they share a program.
 
@@ -277,6 +280,9 @@ def simulate_many(
     """
     chunk = _check_args(paths, seed, chunk_size)
     engine = resolve_engine(engine)
+    sample = YEARLY_SAMPLE if yearly_sample is None else yearly_sample
+    if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 0:
+        raise ValueError(f"yearly_sample must be a whole number >= 0 (got {yearly_sample!r})")
     deals = list(deals)
     for deal in deals:
         check_run(paths, len(deal.candidates), deal.horizon_years, len(deal.terms), 1, keep_flows)
@@ -291,21 +297,21 @@ def simulate_many(
                 progress(base + done, total)
 
         group = [deals[i] for i in members]
-        for i, result in zip(members, _simulate_group(group, paths, seed, chunk, tick, threads, keep_flows, engine),
-                             strict=True):
+        for i, result in zip(members, _simulate_group(group, paths, seed, chunk, tick, threads, keep_flows, engine,
+                                                      int(sample)), strict=True):
             results[i] = result
     return results  # type: ignore[return-value]
 
 
 def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progress: Callable[[int], None],
-                    threads: int | None, keep_flows: bool, engine: str) -> list[SimulationResult]:
+                    threads: int | None, keep_flows: bool, engine: str, yearly_sample: int) -> list[SimulationResult]:
     first = deals[0]
     T = first.horizon_years
     S = len(deals)
     df = discount_table(first)
     flows = [{"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
              for _ in deals]
-    n_sample = 0 if keep_flows else min(paths, YEARLY_SAMPLE)
+    n_sample = 0 if keep_flows else min(paths, yearly_sample)
     sample = [{"sponsor": np.empty((n_sample, T)), "partner": np.empty((n_sample, T))} if n_sample else {}
               for _ in deals]
     npv = [{party: np.empty(paths) for party in df} for _ in deals]

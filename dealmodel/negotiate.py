@@ -178,7 +178,8 @@ class _Evaluator:
         """Value the structures given as walk-aways (on the same paths)."""
         deals = {p: w.deal for p, w in self.walk.items() if w.deal is not None}
         if deals:
-            results = simulate_many(list(deals.values()), paths=self.paths, seed=self.seed, keep_flows=False)
+            results = simulate_many(list(deals.values()), paths=self.paths, seed=self.seed, keep_flows=False,
+                                    yearly_sample=0)
             for party, result in zip(deals, results, strict=True):
                 self._walk_values[party] = self._value(result, party)
         for party, w in self.walk.items():
@@ -190,7 +191,7 @@ class _Evaluator:
 
     def _npvs(self, points: Sequence[tuple[float, ...]]) -> list[dict[str, np.ndarray]]:
         results = simulate_many([self.deal_at(p) for p in points], paths=self.paths, seed=self.seed,
-                                keep_flows=False)
+                                keep_flows=False, yearly_sample=0)
         self.evaluations += len(points)
         return [{party: r.npv[party] for party in PARTIES} for r in results]
 
@@ -549,7 +550,7 @@ def frontier(deals: Sequence[Deal] | Mapping[str, Deal], measure: str = "enpv", 
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)} (got {measure!r})")
     labelled = dict(deals) if isinstance(deals, Mapping) else {d.name: d for d in deals}
-    results = simulate_many(list(labelled.values()), paths=paths, seed=seed, keep_flows=False)
+    results = simulate_many(list(labelled.values()), paths=paths, seed=seed, keep_flows=False, yearly_sample=0)
     rows = []
     for (name, deal), result in zip(labelled.items(), results, strict=True):
         row = {"structure": name}

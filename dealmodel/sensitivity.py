@@ -141,12 +141,13 @@ def tornado(
     Columns: ``input``, ``label``, ``low``, ``high`` (the values used, as text), ``base``,
     ``value_low``, ``value_high``, ``swing`` = |value_high - value_low|.
     """
-    base_value, _ = metric_value(simulate(deal, paths=paths, seed=seed, keep_flows=False), party, metric)
+    base_value, _ = metric_value(simulate(deal, paths=paths, seed=seed, keep_flows=False, yearly_sample=0), party,
+                                 metric)
     chosen = default_inputs(deal, relative) if inputs is None else _custom_inputs(deal, inputs, relative)
     rows = []
     for i, item in enumerate(chosen):
-        lo, hi = (metric_value(simulate(set_values(deal, values), paths=paths, seed=seed, keep_flows=False),
-                               party, metric)[0] for values in (item.low, item.high))
+        lo, hi = (metric_value(simulate(set_values(deal, values), paths=paths, seed=seed, keep_flows=False,
+                                        yearly_sample=0), party, metric)[0] for values in (item.low, item.high))
         rows.append({
             "input": item.name,
             "label": item.label,

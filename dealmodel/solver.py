@@ -101,7 +101,8 @@ def solve(
     """
     get_value(deal, parameter)  # fails early, with a clear message, on a bad path
     if isinstance(target, Deal):
-        target_value = metric_value(simulate(target, paths=paths, seed=seed, keep_flows=False), party, metric)[0]
+        lean = simulate(target, paths=paths, seed=seed, keep_flows=False, yearly_sample=0)
+        target_value = metric_value(lean, party, metric)[0]
     else:
         target_value = float(target)
     lo_default, hi_default = default_range(deal, parameter)
@@ -113,7 +114,8 @@ def solve(
 
     def value_at(x: float) -> tuple[float, float]:
         if x not in cache:
-            result = simulate(set_value(deal, parameter, x), paths=paths, seed=seed, keep_flows=False)
+            result = simulate(set_value(deal, parameter, x), paths=paths, seed=seed, keep_flows=False,
+                              yearly_sample=0)
             cache[x] = metric_value(result, party, metric)
         return cache[x]
 

@@ -309,6 +309,12 @@ def test_without_flows_the_yearly_table_is_the_first_20000_paths_whatever_the_ch
         np.testing.assert_allclose(partner["p90"], np.quantile(cf, 0.9, axis=0), rtol=1e-12, atol=1e-12)
     small = dm.simulate(deal, paths=5000, seed=3, keep_flows=False, engine=engine)
     assert small.per_year_paths == 5000  # fewer paths than the sample: all of them
+    fewer = dm.simulate(deal, paths=30_000, seed=3, keep_flows=False, engine=engine, yearly_sample=1000)
+    np.testing.assert_array_equal(fewer.flows_sample["partner"], full.flows["partner"][:1000])
+    bare = dm.simulate(deal, paths=5000, seed=3, keep_flows=False, engine=engine, yearly_sample=0)
+    assert bare.per_year_paths == 0 and not bare.flows_sample  # what solvers and grids use: NPVs only
+    with pytest.raises(ValueError, match="keeps no yearly cash flows"):
+        bare.per_year()
     with pytest.raises(ValueError, match="keep_flows=False"):
         small.cash_flows("partner")  # per-path flows of every path were not kept
 
