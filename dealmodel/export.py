@@ -161,7 +161,8 @@ def write_workbook(
             ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
             _tornado_chart(wb, ws, tornado)
         if per_year is not None:
-            _sheet(wb, "Cash flow per year", per_year, fmt, yearly_note, index=False)
+            ws = _sheet(wb, "Cash flow per year", per_year, fmt, yearly_note, index=False)
+            _cash_flow_charts(wb, ws, per_year, currency or "deal currency")
         if comparison is not None:
             _frontier_sheet(wb, comparison, fmt, note)
             _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)
@@ -324,6 +325,33 @@ def _distribution_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> Non
         chart.set_size({"width": 720, "height": 360})
         ws.insert_chart(row, len(names) + 2, chart)
         row = last + 4
+
+
+def _cash_flow_charts(wb, ws, per_year: pd.DataFrame, currency: str) -> None:
+    """Native line charts of each structure's mean cash flow per year, one for each side."""
+    if "variant" not in per_year.columns or per_year.empty:
+        return
+    cols = list(per_year.columns)
+    year_col, mean_col = cols.index("year"), cols.index("mean")
+    at = 1
+    for party in ("partner", "sponsor"):
+        chart = wb.add_chart({"type": "line"})
+        for variant in dict.fromkeys(per_year["variant"]):
+            rows = per_year.index[(per_year["variant"] == variant) & (per_year["party"] == party)]
+            if not len(rows):
+                continue
+            first, last = int(rows[0]) + 2, int(rows[-1]) + 2  # the sheet's data start on its third row
+            # the name from its cell: a deal name is never read as a formula or a reference
+            chart.add_series({"name": [ws.name, first, cols.index("variant")],
+                              "categories": [ws.name, first, year_col, last, year_col],
+                              "values": [ws.name, first, mean_col, last, mean_col]})
+        chart.set_title({"name": f"{party.capitalize()}: expected cash flow per year"})
+        chart.set_x_axis({"name": "year", "num_format": "0"})
+        chart.set_y_axis({"name": f"{currency} millions", "num_format": "#,##0"})
+        chart.set_legend({"position": "bottom"})
+        chart.set_size({"width": 720, "height": 380})
+        ws.insert_chart(at, len(cols) + 1, chart)
+        at += 21
 
 
 def _frontier_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> None:

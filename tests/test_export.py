@@ -93,7 +93,9 @@ def test_workbook_has_native_charts(tmp_path, comparison):
 
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
-    assert len(charts) == 4  # the summary's bars, partner and sponsor NPV distributions, the frontier
+    # the summary's bars, partner and sponsor NPV distributions, both sides' cash flow per year, the frontier
+    assert len(charts) == 6
+    assert len(wb["Cash flow per year"]._charts) == 2
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
 
 
