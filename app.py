@@ -164,9 +164,16 @@ def init_state() -> None:
 
 
 def handle_upload(upload) -> None:
-    if upload is None or upload.file_id in ss.seen_uploads:
+    if upload is None:
+        # the file was removed, or the browser refused it (over the 1 MB limit): an earlier upload's error
+        # no longer describes what is on screen (a deal named on the command line keeps its own)
+        if ss.upload_error and ss.upload_error[0] in ss.get("uploaded_names", set()):
+            ss.upload_error = None
+        return
+    if upload.file_id in ss.seen_uploads:
         return
     ss.seen_uploads.add(upload.file_id)
+    ss.setdefault("uploaded_names", set()).add(upload.name)
     data = upload.getvalue()
     if len(data) > MAX_UPLOAD_BYTES:
         ss.upload_error = (upload.name, [f"the file is {len(data) / 1e6:.1f} MB; deal files are limited to 1 MB"])

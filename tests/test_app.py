@@ -117,6 +117,9 @@ def test_a_malformed_upload_shows_an_error_and_the_app_keeps_working(monkeypatch
     assert "parties.partner: required field is missing" in error.value
     assert at.selectbox(key="selected").value == selected
     assert _metric(at, "Contract value") > 0
+    # the file removed (or a larger one the browser refuses before the app sees it): its error goes too
+    at.file_uploader(key="upload").set_value(None).run()
+    assert not at.exception and not at.error
 
 
 def test_invalid_yaml_and_oversized_uploads_are_refused(monkeypatch):
