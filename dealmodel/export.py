@@ -86,6 +86,48 @@ def terms_table(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "term", "kind", "label", "paid by", "paid to", "settings"])
 
 
+def _quantity(q) -> tuple[float, str]:
+    """A program input's mean and its distribution in words (a fixed number: itself)."""
+    spec = q.model_dump(mode="json")
+    if not isinstance(spec, dict):
+        return float(q.mean()), "fixed"
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in spec.items()
+                      if k != "dist")
+    return float(q.mean()), f"{spec.get('dist', '')}: {words}"
+
+
+def assumptions_table(comparison: Comparison) -> pd.DataFrame:
+    """Every program input of every variant as valued (after any program change): parties, correlation,
+    levers, timing, then each candidate's phases and commercial inputs, with means and distributions."""
+    rows = []
+    for name, result in comparison.results.items():
+        deal = result.deal
+
+        def add(scope: str, item: str, value: float, words: str = "", variant: str = name) -> None:
+            rows.append({"variant": variant, "scope": scope, "input": item, "mean": value, "as written": words})
+
+        add("parties", "sponsor discount rate", deal.parties.sponsor.discount_rate)
+        add("parties", "partner discount rate", deal.parties.partner.discount_rate)
+        for party in ("sponsor", "partner"):
+            tolerance = getattr(deal.parties, party).risk_tolerance
+            if tolerance is not None:
+                add("parties", f"{party} risk tolerance", tolerance)
+        add("program", "correlation of outcomes (rho)", deal.correlation.rho)
+        add("program", "discounting", math.nan, deal.timing.replace("_", " "))
+        for lever in ("biomarker_selection", "ai_recruitment", "qbd"):
+            add("program", f"lever: {lever.replace('_', ' ')}", math.nan,
+                "on" if getattr(deal.levers, lever).enabled else "off")
+        for cand in deal.candidates:
+            for phase, spec in cand.remaining_phases():
+                for field_name in ("success_probability", "duration_years", "cost", "partner_cost"):
+                    add(cand.name, f"{phase} {field_name.replace('_', ' ')}", *_quantity(getattr(spec, field_name)))
+            for field_name in ("peak_sales", "exclusivity_years", "erosion_after_loe", "cogs_fraction",
+                               "opex_fraction"):
+                add(cand.name, field_name.replace("_", " "), *_quantity(getattr(cand.commercial, field_name)))
+            add(cand.name, "batch failure rate", *_quantity(cand.batch_failure_rate))
+    return pd.DataFrame(rows, columns=["variant", "scope", "input", "mean", "as written"])
+
+
 def run_inputs(comparison: Comparison) -> pd.DataFrame:
     """What it takes to replay a comparison: each variant's file and hash, paths, seed, version."""
     rows = []
@@ -166,6 +208,9 @@ def write_workbook(
         if comparison is not None:
             _frontier_sheet(wb, comparison, fmt, note)
             _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)
+            _sheet(wb, "Assumptions", assumptions_table(comparison), fmt, "Every program input of every variant, "
+                   "as valued (after any program change): the mean, and the distribution as written.", index=False,
+                   formats={"mean": "param"})
             _sheet(wb, "Inputs", run_inputs(comparison), fmt, "Everything needed to replay this run.", index=False)
 
     _atomic_workbook(Path(path), build)
@@ -324,6 +369,27 @@ def _distribution_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> Non
         chart.set_y_axis({"name": "share of paths", "num_format": "0.00"})
         chart.set_size({"width": 720, "height": 360})
         ws.insert_chart(row, len(names) + 2, chart)
+        # beside it: P(NPV > x) at each bin's upper edge, from every path (not from the bins)
+        c0 = len(names) + 14
+        ws.write_string(row, c0, f"{party} NPV above", fmt["head"])
+        for c, name in enumerate(names):
+            ws.write_string(row, c0 + 1 + c, str(safe_text(name)), fmt["head"])
+        edges = hist["npv_high"].to_numpy()
+        for r, edge in enumerate(edges):
+            ws.write_number(row + 1 + r, c0, float(edge), fmt["money"])
+            for c, name in enumerate(names):
+                above = float((comparison.results[name].npv[party] > edge).mean())
+                ws.write_number(row + 1 + r, c0 + 1 + c, above, fmt["percent"])
+        exceed = wb.add_chart({"type": "scatter", "subtype": "straight"})
+        for c in range(len(names)):
+            exceed.add_series({"name": ["NPV distribution", row, c0 + 1 + c],
+                               "categories": ["NPV distribution", first, c0, last, c0],
+                               "values": ["NPV distribution", first, c0 + 1 + c, last, c0 + 1 + c]})
+        exceed.set_title({"name": f"{party.capitalize()}: probability the NPV is above x"})
+        exceed.set_x_axis({"name": "x: NPV (millions)", "num_format": "#,##0"})
+        exceed.set_y_axis({"name": "probability", "num_format": "0%", "min": 0, "max": 1})
+        exceed.set_size({"width": 720, "height": 360})
+        ws.insert_chart(row + 19, len(names) + 2, exceed)
         row = last + 4
 
 

@@ -34,7 +34,7 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Summary", "Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Frontier",
-                             "Terms", "Inputs"]
+                             "Terms", "Assumptions", "Inputs"]
     front = {r[0]: r[1:] for r in wb["Frontier"].iter_rows(min_row=3, max_row=2 + len(comparison.table),
                                                            values_only=True)}
     t = comparison.table
@@ -93,8 +93,14 @@ def test_workbook_has_native_charts(tmp_path, comparison):
 
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
-    # the summary's bars, partner and sponsor NPV distributions, both sides' cash flow per year, the frontier
-    assert len(charts) == 6
+    # the summary's bars, both sides' NPV distributions and exceedance, cash flow per year, the frontier
+    assert len(charts) == 8
+    ws = wb["NPV distribution"]
+    head = [c.value for c in ws[3]]
+    c0 = head.index("partner NPV above")
+    edge, above = ws.cell(4, c0 + 1).value, ws.cell(4, c0 + 2).value
+    npv = next(iter(comparison.results.values())).npv["partner"]
+    assert above == pytest.approx((npv > edge).mean()) and ws.cell(4, c0 + 2).number_format == "0.0%"
     assert len(wb["Cash flow per year"]._charts) == 2
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
 
@@ -196,3 +202,20 @@ def test_the_summary_sheet_comes_first_in_words_with_a_chart_on_one_page(tmp_pat
             for v in r:
                 if isinstance(v, str):
                     assert not re.fullmatch(r"-?\d+(\.\d+)?", v), (sheet.title, v)
+
+
+def test_the_assumptions_sheet_lists_every_program_input_as_valued(tmp_path, comparison):
+    from statistics import NormalDist
+
+    wb = openpyxl.load_workbook(export(tmp_path / "a.xlsx", comparison=comparison))
+    rows = [r for r in wb["Assumptions"].iter_rows(min_row=3, values_only=True)]
+    hybrid = [r for r in rows if r[0] == safe_text(EVIL)]
+    peak = next(r for r in hybrid if r[1] == "ONC-101" and r[2] == "peak sales")
+    # lognormal with median 700 and P90 1800: mean = median x exp(sigma^2 / 2), sigma = ln(1800/700) / z(0.9)
+    sigma = math.log(1800 / 700) / NormalDist().inv_cdf(0.9)
+    assert peak[3] == pytest.approx(700 * math.exp(sigma**2 / 2), rel=1e-9)
+    assert peak[4] == "lognormal: median 700, p90 1800"
+    rate = next(r for r in hybrid if r[2] == "sponsor discount rate")
+    assert rate[3] == pytest.approx(0.15)
+    per_variant = {v: sum(1 for r in rows if r[0] == v) for v in {r[0] for r in rows}}
+    assert len(per_variant) == 3 and min(per_variant.values()) > 20
