@@ -94,20 +94,26 @@ def _print_value_table(result) -> None:
     summary = result.summary()
     cols = [
         ("expected_npv", "eNPV", 1),
-        ("std_npv", "std", 1),
+        ("std_npv", "sd", 1),
         ("p5", "P5", 1),
         ("p50", "P50", 1),
         ("p95", "P95", 1),
-        ("prob_loss", "P(loss)", 3),
-        ("expected_shortfall_5", "ES 5%", 1),
-        ("risk_share", "risk sh.", 3),
-        ("value_share", "value sh.", 3),
+        ("prob_loss", "P(loss)", None),
+        ("expected_shortfall_5", "worst 5%", 1),
+        ("risk_share", "risk share", 2),
+        ("value_share", "value share", 2),
     ]
-    header = f"{'':10}" + "".join(f"{label:>11}" for _, label, _ in cols)
+    header = f"{'':10}" + "".join(f"{label:>13}" for _, label, _ in cols)
     print("\n" + header)
     for party in summary.index:
         row = summary.loc[party]
-        print(f"{party:10}" + "".join(f"{_fmt(float(row[c]), d):>11}" for c, _, d in cols))
+        cells = [f"{float(row[c]):.1%}" if d is None and math.isfinite(float(row[c])) else _fmt(float(row[c]), d or 1)
+                 for c, _, d in cols]
+        print(f"{party:10}" + "".join(f"{cell:>13}" for cell in cells))
+    print("  eNPV: mean NPV over the simulated futures; sd: its spread; P5/P50/P95: the NPV is below these in 5%, "
+          "50%, 95% of them;\n  P(loss): share with NPV < 0; worst 5%: mean NPV of the worst 5% (expected "
+          "shortfall); risk share: slope of the\n  party's NPV on the program's (0 = carries none of its risk); "
+          "value share: its eNPV / (sponsor's + partner's).")
     for party, ce in result.certainty_equivalents().items():
         tolerance = getattr(deal.parties, party).risk_tolerance
         print(f"{party} certainty equivalent (risk tolerance {_fmt(tolerance)}): {_fmt(ce)}  "
@@ -116,12 +122,13 @@ def _print_value_table(result) -> None:
         print(f"note: {note}")
     print("\nExpected PV of payments to the partner, by term kind:")
     for kind, value in result.payments_by_kind().items():
-        print(f"  {kind:14}{_fmt(value):>10}")
+        print(f"  {kind.replace('_', ' '):22}{_fmt(value):>10}")
     print("\nCandidates:")
     for name, row in result.candidates.items():
         print(
-            f"  {name:14} from {row['start_phase']:12} P(approval) {row['prob_approval']:6.3f}"
-            f"   expected launch {row['expected_launch_year']:.1f}"
+            f"  {name:14} from {row['start_phase']:12} approved on {row['prob_approval']:6.1%} of the futures"
+            f"   expected launch {row['expected_launch_year']:.1f}" if math.isfinite(row["expected_launch_year"])
+            else f"  {name:14} from {row['start_phase']:12} approved on {row['prob_approval']:6.1%} of the futures"
         )
 
 
@@ -219,19 +226,22 @@ def _report_comparison(args: argparse.Namespace, comparison, what: str) -> int:
     width = max(12, max(len(v) for v in t.index) + 2)
     cols = [("total_contract_value", "contract value", 1), ("sponsor_expected_npv", "sponsor eNPV", 1),
             ("partner_expected_npv", "partner eNPV", 1), ("partner_p5", "partner P5", 1),
-            ("partner_prob_loss", "partner P(loss)", 3), ("partner_risk_share", "partner risk sh.", 3),
+            ("partner_prob_loss", "partner P(loss)", None), ("partner_risk_share", "partner risk share", 2),
             ("partner_diff", "partner diff", 1), ("joint_gain", "joint gain", 1)]
-    print(f"{'':{width}}" + "".join(f"{label:>17}" for _, label, _ in cols))
+    widths = [max(12, len(label) + 2) for _, label, _ in cols]
+    print(f"{'':{width}}" + "".join(f"{label:>{w}}" for (_, label, _), w in zip(cols, widths, strict=True)))
     for name, row in t.iterrows():
         cells = []
-        for c, _, d in cols:
-            text = _fmt(float(row[c]), d)
+        for (c, _, d), w in zip(cols, widths, strict=True):
+            text = f"{float(row[c]):.1%}" if d is None else _fmt(float(row[c]), d)
             if c in ("partner_diff", "joint_gain") and name != comparison.baseline:
                 text += f" ±{_fmt(2 * float(row[c + '_se']), 1)}"
-            cells.append(f"{text:>17}")
+            cells.append(f"{text:>{w}}")
         flag = "" if row["paired"] else "  (not paired: different program)"
         print(f"{name:{width}}" + "".join(cells) + flag)
-    print("\ndiff and joint gain: change against the baseline, ± two paired standard errors.")
+    print("\nP5: the partner's NPV is below this in 5% of the futures; P(loss): share of futures with NPV < 0; "
+          "risk share:\nslope of the partner's NPV on the program's (0 = none of its risk); diff and joint gain "
+          "(sponsor's + partner's\nchange): against the baseline, ± two paired standard errors.")
     if args.out:
         print(f"wrote {args.out}")
     return EXIT_OK
