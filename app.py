@@ -551,7 +551,8 @@ def main() -> None:
                    f"expected PV of every payment to the partner {money(result.expected_pv_to_partner)} "
                    f"({currency} millions; definitions in docs/methodology.md)")
         st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
-        payments = pd.Series(result.payments_by_kind(), name="expected PV to partner").rename_axis("term kind")
+        payments = pd.Series({k.replace("_", " "): v for k, v in result.payments_by_kind().items()},
+                             name="expected PV to partner, $M").rename_axis("term kind")
         st.dataframe(payments.to_frame().style.format("{:,.1f}"))
         st.markdown("**Candidates**: how far each gets on the simulated futures")
         st.dataframe(views.candidate_table(result), width="content")
@@ -703,7 +704,8 @@ def _zone_two(out: dict, p, q, baseline: str) -> None:
 def sensitivity(deal_json: str, seed: int) -> None:
     party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="tornado_party")
     st.caption(f"Each input at its low and high (a distribution's P10/P90, a fixed number ±20%), on "
-               f"{SENSITIVITY_PATHS:,} common paths.")
+               f"{SENSITIVITY_PATHS:,} common paths: fewer than the headline's, so its centre can differ from the "
+               f"headline figure by Monte Carlo noise; the swings are paired and far more precise.")
     key = ("tornado", deal_json, party, seed)
     runs = ss.setdefault("tornado_runs", {})
     last = runs.get(party)

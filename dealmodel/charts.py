@@ -115,8 +115,12 @@ def tornado_chart(table: pd.DataFrame, party: str, top: int = 15) -> alt.LayerCh
                         legend=alt.Legend(orient="bottom")),
         tooltip=["label:N", "side:N", "low:N", "high:N", alt.Tooltip("end:Q", format=",.1f")],
     )
-    rule = alt.Chart(data.head(1)).mark_rule(color="black").encode(x="base:Q")
-    return (bars + rule).properties(height=max(220, 30 * len(data)), title="What moves the value most")
+    rule = alt.Chart(data.head(1)).mark_rule(color="black").encode(
+        x="base:Q", tooltip=[alt.Tooltip("base:Q", format=",.1f", title=f"{party} expected NPV, all inputs as set")])
+    base = float(data["base"].iloc[0]) if len(data) else float("nan")
+    title = alt.TitleParams("What moves the value most", subtitle=f"black line: the {party}'s expected NPV with "
+                            f"every input as set, {base:,.1f} on the sensitivity's own paths")
+    return (bars + rule).properties(height=max(220, 30 * len(data)), title=title)
 
 
 def negotiation_chart(gains: pd.DataFrame, zone: pd.DataFrame, splits: pd.DataFrame, label: str,
