@@ -44,8 +44,13 @@ def ensure_venv() -> None:
 
 
 def run() -> None:
+    """The app on this machine only (127.0.0.1); DEALMODEL_ADDRESS=0.0.0.0 serves it to the network."""
     ensure_venv()
-    _run(PYTHON, "-m", "streamlit", "run", "app.py", "--", REFERENCE_DEAL)
+    address = os.environ.get("DEALMODEL_ADDRESS", "127.0.0.1")
+    if address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: serving on {address}: anyone who can reach this machine can open the app and the deals "
+              f"uploaded to it; there is no sign-in", flush=True)
+    _run(PYTHON, "-m", "streamlit", "run", "app.py", "--server.address", address, "--", REFERENCE_DEAL)
 
 
 CHROMIUM = Path("/usr/bin/chromium")
