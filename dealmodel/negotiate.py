@@ -36,7 +36,6 @@ from scipy import optimize, special
 
 from dealmodel.edit import get_value, set_value, set_values
 from dealmodel.engine import simulate_many
-from dealmodel.result import SimulationResult
 from dealmodel.schema import Deal, ServiceFees, SuccessRebate
 from dealmodel.solver import default_range
 
@@ -161,8 +160,8 @@ class _Evaluator:
             return None
         return getattr(self.deal.parties, party).risk_tolerance
 
-    def _value(self, result: SimulationResult, party: str) -> tuple[float, np.ndarray]:
-        x = result.npv[party]
+    def _value(self, x: np.ndarray, party: str) -> tuple[float, np.ndarray]:
+        """A party's value (mean or CE) of the NPVs ``x`` and each path's influence on it."""
         tol = self.tolerance(party)
         return certainty_equivalent(x, tol), influence(x, tol)
 
@@ -181,7 +180,7 @@ class _Evaluator:
             results = simulate_many(list(deals.values()), paths=self.paths, seed=self.seed, keep_flows=False,
                                     yearly_sample=0)
             for party, result in zip(deals, results, strict=True):
-                self._walk_values[party] = self._value(result, party)
+                self._walk_values[party] = self._value(result.npv[party], party)
         for party, w in self.walk.items():
             if w.deal is None:
                 self._walk_values[party] = (w.value, np.zeros(self.paths))
@@ -198,8 +197,7 @@ class _Evaluator:
     def _entry(self, p: tuple[float, ...], npv: dict[str, np.ndarray]) -> dict[str, Any]:
         entry: dict[str, Any] = {"x": p}
         for party in PARTIES:
-            tol = self.tolerance(party)
-            value, infl = certainty_equivalent(npv[party], tol), influence(npv[party], tol)
+            value, infl = self._value(npv[party], party)
             w_value, w_infl = self._walk_values[party]
             entry[party] = value
             entry[f"{party}_gain"] = value - w_value
