@@ -651,15 +651,22 @@ def negotiation(deals, jsons, name, baseline, paths, seed) -> None:
     def shown_value(o, v: float) -> float:
         return v * (100 if o.percent else 1)
 
+    # columns named by the term's field where that is enough ("markup"), so the table fits at 1280 px
+    heads = [o.label.rsplit(": ", 1)[-1] if len(o.label) > 28 else o.label for o in terms]
+    if len(set(heads)) < len(heads):
+        heads = [o.label for o in terms]
+    heads = [h + ("" if o.percent else ", $M") for h, o in zip(heads, terms, strict=True)]
     rows = []
     for rule, sp in out["splits"].items():
-        at = {o.label: shown_value(o, sp["x"][i]) for i, o in enumerate(terms)}
+        at = {h: shown_value(o, sp["x"][i]) for i, (h, o) in enumerate(zip(heads, terms, strict=True))}
         rows.append({"split": rule.replace("_", " "), **at,
                      "sponsor gain, $M": sp["sponsor_gain"], "partner gain, $M": sp["partner_gain"],
                      "joint gain, $M": sp["joint_gain"], "± joint (2 se)": 2 * sp["joint_gain_se"]})
     shown = pd.DataFrame(rows).set_index("split")
     st.dataframe(shown.style.format({c: "{:,.1f}" for c in shown.columns} |
-                                    {o.label: "{:.2f}%" for o in terms if o.percent}), width="stretch")
+                                    {h: "{:.2f}%" for h, o in zip(heads, terms, strict=True) if o.percent}),
+                 width="stretch", column_config={h: st.column_config.NumberColumn(help=o.label)
+                                                 for h, o in zip(heads, terms, strict=True)})
     st.caption("Nash: the largest product of the two gains; equal gain: both gain the same; equal share: each "
                "gets the same share of the most it could gain in the zone. ± is two standard errors, paired."
                + (" With two terms each split is the best point of the grid." if q is not None else ""))
