@@ -336,7 +336,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         annual = keep_flows or in_sample > 0
         if engine == "numpy":
             chunk_flows = ({k: v[sl] for k, v in flows[0].items()} if keep_flows else
-                           {k: np.empty((n, T)) for k in ("sponsor", "partner")})
+                           {k: np.empty((n, T)) for k in ("sponsor", "partner")} if annual else {})
             out = {
                 **({"flows": chunk_flows} if annual else {}),
                 "npv": {k: v[sl] for k, v in npv[0].items()},

@@ -121,10 +121,6 @@ class _File(BaseModel):
     scenarios: dict[str, Scenario] = Field(default_factory=dict, max_length=200)
 
 
-def _problems(exc: ValidationError) -> list[str]:
-    return format_validation_error(exc)
-
-
 def parse_scenarios(data: Any, source: str = "<scenarios>") -> dict[str, Scenario]:
     """Validate a scenarios document (already parsed); every problem named with its field."""
     if not isinstance(data, dict) or "dealmodel_scenarios" not in data:
@@ -136,7 +132,7 @@ def parse_scenarios(data: Any, source: str = "<scenarios>") -> dict[str, Scenari
     try:
         return dict(_File.model_validate(data).scenarios)
     except ValidationError as exc:
-        raise DealError(source, _problems(exc)) from None
+        raise DealError(source, format_validation_error(exc)) from None
 
 
 def scenarios_text(scenarios: dict[str, Scenario]) -> str:
