@@ -113,6 +113,14 @@ def negotiate_cached(deal_json: str, parameters: tuple[str, ...], ranges: tuple[
     return {**result.to_dict(), "table": result.table, "curves": result.curves, "summary": result.summary()}
 
 
+@st.cache_data(max_entries=16, show_spinner="Splitting the value by candidate…")
+def candidate_values_cached(deal_json: str, paths: int, seed: int) -> pd.DataFrame:
+    return dm.candidate_values(dm.Deal.model_validate_json(deal_json), paths=min(paths, CANDIDATE_PATHS), seed=seed)
+
+
+CANDIDATE_PATHS = 20_000
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def workbook_bytes(deal_jsons: tuple[tuple[str, str], ...], baseline: str, paths: int, seed: int) -> bytes:
     results = {name: simulate_cached(js, paths, seed) for name, js in deal_jsons}
@@ -556,6 +564,15 @@ def main() -> None:
         st.dataframe(payments.to_frame().style.format("{:,.1f}"))
         st.markdown("**Candidates**: how far each gets on the simulated futures")
         st.dataframe(views.candidate_table(result), width="content")
+        if st.toggle("Show what each candidate is worth to each side", key="by_candidate",
+                     help="Each candidate's own costs and sales and every candidate-level term's payments for it, "
+                          "valued as if the term covered it alone; what is left is shared. Takes about a second."):
+            values = candidate_values_cached(jsons[name], paths, seed)
+            st.dataframe(views.contribution_table(values), width="content")
+            st.caption(f"Expected NPV ± its Monte Carlo standard error, {currency} millions, over the first "
+                       f"{min(paths, CANDIDATE_PATHS):,} simulated futures. Shared: the upfront, option fees and "
+                       "other program-level terms, and what candidates change in each other's terms (tiers or caps "
+                       "counted over several products, fee credits); see docs/methodology.md.")
     with tabs[1]:
         party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
         left, right = st.columns(2)

@@ -12,6 +12,7 @@ Money is in millions of the deal currency throughout.
 
 from dealmodel._version import __version__
 from dealmodel.batch import sweep, value_many
+from dealmodel.breakdown import candidate_values
 from dealmodel.compare import Comparison, compare
 from dealmodel.edit import get_value, set_value
 from dealmodel.engine import simulate, simulate_many
@@ -44,6 +45,7 @@ __all__ = [
     "Solution",
     "SolveError",
     "__version__",
+    "candidate_values",
     "compare",
     "deal_json_schema",
     "dump_deal",

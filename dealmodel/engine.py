@@ -50,16 +50,19 @@ def _supplied(deal: Deal) -> dict[int, str]:
     return out
 
 
-def program_flows(deal: Deal, program: ProgramPaths, sales: list[Sales]) -> tuple[Ledger, Ledger]:
+def program_flows(deal: Deal, program: ProgramPaths, sales: list[Sales],
+                  only: int | None = None) -> tuple[Ledger, Ledger]:
     """Each party's own cash flows before any payment between them: ``(sponsor, partner)``.
 
     The sponsor sells, pays its development cost and other operating cost, and the cost of goods
     unless a supply term has the partner make the product; the partner pays for its own services
-    (remade batches included).
+    (remade batches included). ``only``: the flows of that one candidate.
     """
     sponsor, partner = Ledger(program.n), Ledger(program.n)
     maker = _supplied(deal)
     for c, cp in enumerate(program.candidates):
+        if only is not None and c != only:
+            continue
         sponsor.spread_chain(cp.bounds, -cp.sponsor_cost * cp.reached)
         partner.spread_chain(cp.bounds, -cp.partner_cost * cp.reached)
         sg = sales[c]

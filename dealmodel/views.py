@@ -167,3 +167,12 @@ def candidate_table(result: SimulationResult) -> pd.DataFrame:
         row["expected launch (if approved)"] = "—" if launch != launch else f"{launch:.1f}"
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate").fillna("—")
+
+
+def contribution_table(values: pd.DataFrame) -> pd.DataFrame:
+    """:func:`dealmodel.candidate_values` as read: "-15.9 ± 0.6" per party, in millions."""
+    out = pd.DataFrame(index=values.index)
+    for party in ("sponsor", "partner", "program"):
+        out[f"{party.capitalize()}, $M"] = [f"{m:,.1f} ± {s:,.1f}" for m, s in
+                                            zip(values[party], values[f"{party}_se"], strict=True)]
+    return out

@@ -380,7 +380,22 @@ def test_the_distribution_view_reads_like_a_simulation_report(monkeypatch):
     above = next(d.value for d in at.dataframe if d.value.columns[0].startswith("P(NPV > 100"))
     assert above.iloc[:, 0]["hybrid"] == pytest.approx((x > 100.0).mean())
     candidates = next(d.value for d in at.dataframe if "approved" in d.value.columns)
-    assert len(candidates) == len(result.candidates)
+    assert list(candidates["approved"]) == [f"{c['prob_approval']:.1%}" for c in result.candidates.values()]
+
+
+def test_each_candidates_worth_to_each_side_is_shown_on_request(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    assert not [d for d in at.dataframe if "Sponsor, $M" in d.value.columns]
+    at.toggle(key="by_candidate").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = next(d.value for d in at.dataframe if "Sponsor, $M" in d.value.columns)
+    values = dm.candidate_values(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0)
+    assert list(shown.index) == list(values.index)
+    for party in ("sponsor", "partner"):
+        expected = [f"{m:,.1f} ± {s:,.1f}" for m, s in zip(values[party], values[f"{party}_se"], strict=True)]
+        assert list(shown[f"{party.capitalize()}, $M"]) == expected
+    total = float(shown.loc[dm.breakdown.TOTAL, "Partner, $M"].split(" ±")[0].replace(",", ""))
+    assert total == pytest.approx(_metric(at, "Partner eNPV"), abs=0.051)
 
 
 def test_the_sensitivity_stays_after_a_slider_move_and_says_what_changed(monkeypatch):

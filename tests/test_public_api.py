@@ -9,7 +9,7 @@ def test_public_api_is_pinned():
         "compare", "deal_json_schema", "dump_deal", "export", "get_value", "headline", "Headline", "iso_value",
         "load_deal", "parse_deal", "parse_deal_text", "save_deal", "set_value", "simulate", "simulate_many", "solve",
         "sweep", "tornado", "value_many", "negotiate", "frontier", "frontier_sweep", "Negotiation",
-        "Scenario", "load_scenario", "load_scenarios", "save_scenario",
+        "Scenario", "load_scenario", "load_scenarios", "save_scenario", "candidate_values",
     ])
     for name in dealmodel.__all__:
         assert hasattr(dealmodel, name), name
