@@ -198,6 +198,7 @@ def write_workbook(
             _summary_sheet(wb, comparison, fmt, currency or "deal currency")
             _sheet(wb, "Comparison", comparison.table, fmt, note + " Column names as in the CSV and JSON exports; "
                    "the Summary sheet says the same in words.", index=True)
+            _bridge_sheet(wb, comparison, fmt, note)
             _distribution_sheet(wb, comparison, fmt, note)
         if tornado is not None:
             ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
@@ -339,6 +340,68 @@ def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool
                 ws.write_string(row, c, str(safe_text("" if value is None else str(value))))
     ws.freeze_panes(2, 1)
     return ws
+
+
+BRIDGE_PARTS = ("base above 0", "base below 0", "total above 0", "total below 0", "increase above 0",
+                "increase below 0", "decrease above 0", "decrease below 0")
+"""Helper columns of the bridge chart: a stacked column chart draws each bar as an invisible base and a
+visible part, split at zero (Excel stacks positive and negative values separately)."""
+_BRIDGE_COLOURS = {"total": "#4C78A8", "increase": "#54A24B", "decrease": "#E45756"}
+
+
+def bridge_parts(start: float, end: float, kind: str) -> dict[str, float]:
+    """One bar from ``start`` to ``end`` as :data:`BRIDGE_PARTS` (``kind``: total, up or down)."""
+    lo, hi = min(start, end), max(start, end)
+    name = {"total": "total", "up": "increase", "down": "decrease"}[kind]
+    parts = dict.fromkeys(BRIDGE_PARTS, 0.0)
+    if lo >= 0.0:
+        parts["base above 0"], parts[f"{name} above 0"] = lo, hi - lo
+    elif hi <= 0.0:
+        parts["base below 0"], parts[f"{name} below 0"] = hi, lo - hi
+    else:
+        parts[f"{name} above 0"], parts[f"{name} below 0"] = hi, lo
+    return parts
+
+
+def _bridge_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> None:
+    """Per structure: the partner's value bridge (contract value to expected NPV) and a waterfall chart."""
+    from dealmodel.views import bridge_frame
+
+    ws = wb.add_worksheet("Value bridge")
+    ws.write_string(0, 0, note + " From the partner's total contract value to its expected NPV, step by step "
+                    "(docs/methodology.md). Columns C onwards only draw the chart.", fmt["note"])
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 1, 12)
+    ws.set_column(2, 1 + len(BRIDGE_PARTS), 10)
+    row = 2
+    for name, result in comparison.results.items():
+        frame = bridge_frame(result)
+        ws.write_string(row, 0, str(safe_text(name)), fmt["head"])
+        ws.write_string(row, 1, "amount", fmt["head"])
+        for c, part in enumerate(BRIDGE_PARTS):
+            ws.write_string(row, 2 + c, part, fmt["head"])
+        for r, step in enumerate(frame.itertuples(index=False)):
+            ws.write_string(row + 1 + r, 0, step.label)
+            ws.write_number(row + 1 + r, 1, float(step.amount), fmt["money"])
+            for c, value in enumerate(bridge_parts(float(step.start), float(step.end), step.kind).values()):
+                ws.write_number(row + 1 + r, 2 + c, value, fmt["money"])
+        first, last = row + 1, row + len(frame)
+        chart = wb.add_chart({"type": "column", "subtype": "stacked"})
+        for c, part in enumerate(BRIDGE_PARTS):
+            kind = part.split()[0]
+            series = {"name": ["Value bridge", row, 2 + c], "categories": ["Value bridge", first, 0, last, 0],
+                      "values": ["Value bridge", first, 2 + c, last, 2 + c], "gap": 60}
+            if kind == "base":
+                series |= {"fill": {"none": True}, "border": {"none": True}}
+            else:
+                series |= {"fill": {"color": _BRIDGE_COLOURS[kind]}, "border": {"none": True}}
+            chart.add_series(series)
+        chart.set_title({"name": ["Value bridge", row, 0]})  # from its cell: a name is never read as a reference
+        chart.set_y_axis({"name": "millions", "num_format": "#,##0"})
+        chart.set_legend({"none": True})
+        chart.set_size({"width": 720, "height": 340})
+        ws.insert_chart(row, 3 + len(BRIDGE_PARTS), chart)
+        row = max(last + 3, row + 19)
 
 
 def _distribution_sheet(wb, comparison: Comparison, fmt: dict, note: str) -> None:

@@ -33,7 +33,7 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Comparison", "NPV distribution", "Tornado", "Cash flow per year", "Frontier",
+    assert wb.sheetnames == ["Summary", "Comparison", "Value bridge", "NPV distribution", "Tornado", "Cash flow per year", "Frontier",
                              "Terms", "Assumptions", "Inputs"]
     front = {r[0]: r[1:] for r in wb["Frontier"].iter_rows(min_row=3, max_row=2 + len(comparison.table),
                                                            values_only=True)}
@@ -93,8 +93,10 @@ def test_workbook_has_native_charts(tmp_path, comparison):
 
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
-    # the summary's bars, both sides' NPV distributions and exceedance, cash flow per year, the frontier
-    assert len(charts) == 8
+    # the summary's bars, a bridge per structure, both sides' NPV distributions and exceedance, cash flow
+    # per year, the frontier
+    assert len(charts) == 8 + len(comparison.results)
+    assert len(wb["Value bridge"]._charts) == len(comparison.results)
     ws = wb["NPV distribution"]
     head = [c.value for c in ws[3]]
     c0 = head.index("partner NPV above")
@@ -103,6 +105,41 @@ def test_workbook_has_native_charts(tmp_path, comparison):
     assert above == pytest.approx((npv > edge).mean()) and ws.cell(4, c0 + 2).number_format == "0.0%"
     assert len(wb["Cash flow per year"]._charts) == 2
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
+
+
+def test_the_bridge_sheet_draws_each_step_from_its_start_to_its_end(tmp_path, comparison):
+    from dealmodel.export import BRIDGE_PARTS
+    from dealmodel.views import bridge_frame
+
+    wb = openpyxl.load_workbook(export(tmp_path / "c.xlsx", comparison=comparison))
+    ws = wb["Value bridge"]
+    rows = [[c.value for c in r] for r in ws.iter_rows(min_row=3, max_col=2 + len(BRIDGE_PARTS))]
+    seen = 0
+    for name, result in comparison.results.items():
+        frame = bridge_frame(result)
+        at = next(i for i, r in enumerate(rows) if r[0] == safe_text(name))
+        assert rows[at][1:] == ["amount", *BRIDGE_PARTS]
+        block = rows[at + 1: at + 1 + len(frame)]
+        assert [r[0] for r in block] == list(frame["label"])
+        assert block[-1][1] == pytest.approx(comparison.table.loc[name, "partner_expected_npv"], rel=1e-12)
+        for r, step in zip(block, frame.itertuples(), strict=True):
+            part = dict(zip(BRIDGE_PARTS, r[2:], strict=True))
+            above = sum(v for k, v in part.items() if k.endswith("above 0") and not k.startswith("base"))
+            below = sum(v for k, v in part.items() if k.endswith("below 0") and not k.startswith("base"))
+            # a stacked column: the invisible base, then the visible part, positive and negative stacked apart
+            if part["base above 0"] > 0:
+                lo, hi = part["base above 0"], part["base above 0"] + above
+            elif part["base below 0"] < 0:
+                lo, hi = part["base below 0"] + below, part["base below 0"]
+            else:
+                lo, hi = below, above
+            assert (lo, hi) == (pytest.approx(min(step.start, step.end), abs=1e-9),
+                                pytest.approx(max(step.start, step.end), abs=1e-9))
+            coloured = [k for k, v in part.items() if v and not k.startswith("base")]
+            kind = {"total": "total", "up": "increase", "down": "decrease"}[step.kind]
+            assert all(k.startswith(kind) for k in coloured)
+        seen += 1
+    assert seen == len(comparison.results) == len(ws._charts)
 
 
 def test_formula_in_a_deal_name_is_neutralised(tmp_path, comparison):
