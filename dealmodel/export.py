@@ -196,12 +196,13 @@ def write_workbook(
     def build(wb, fmt) -> None:
         if comparison is not None:
             _summary_sheet(wb, comparison, fmt, currency or "deal currency")
-            _sheet(wb, "Comparison", comparison.table, fmt, note + " Column names as in the CSV and JSON exports; "
-                   "the Summary sheet says the same in words.", index=True)
+            _sheet(wb, "Comparison", comparison.table, fmt, note + " Every figure of every structure; each header's "
+                   "comment gives its name in the CSV and JSON exports. Definitions: docs/methodology.md.", index=True,
+                   words=True)
             _bridge_sheet(wb, comparison, fmt, note)
             _distribution_sheet(wb, comparison, fmt, note)
         if tornado is not None:
-            ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False)
+            ws = _sheet(wb, "Tornado", tornado, fmt, note, index=False, words=True)
             _tornado_chart(wb, ws, tornado)
         if per_year is not None:
             ws = _sheet(wb, "Cash flow per year", per_year, fmt, yearly_note, index=False)
@@ -308,19 +309,42 @@ def _atomic_workbook(target: Path, build) -> None:
         raise
 
 
+_PER_PARTY = {
+    "expected_npv": "expected NPV", "std_npv": "sd of NPV", "p5": "P5", "p95": "P95", "prob_loss": "P(loss)",
+    "expected_shortfall_5": "expected shortfall (worst 5%)", "risk_share": "risk share", "value_share": "value share",
+    "certainty_equivalent": "certainty equivalent", "diff": "change vs baseline", "diff_se": "change vs baseline, SE",
+}
+_WHOLE = {"expected_pv_to_partner": "expected PV to partner", "joint_gain_se": "joint gain, SE",
+          "value_low": "value at low", "value_high": "value at high"}
+
+
+def readable(column: str) -> str:
+    """A table key as a spreadsheet header: ``partner_prob_loss`` -> ``partner P(loss)``."""
+    party, _, rest = column.partition("_")
+    if party in ("sponsor", "partner", "program") and rest in _PER_PARTY:
+        return f"{party} {_PER_PARTY[rest]}"
+    return _WHOLE.get(column, column.replace("_", " "))
+
+
 def _is_share(column: str) -> bool:
     return any(w in column for w in _SHARE_WORDS)
 
 
 def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool,
-           formats: dict[str, str] | None = None):
-    """A table on its own sheet; ``formats`` names a format of ``fmt`` for some columns."""
+           formats: dict[str, str] | None = None, words: bool = False):
+    """A table on its own sheet; ``formats`` names a format of ``fmt`` for some columns.
+
+    ``words``: headers in words (:func:`readable`), each with a comment giving its CSV / JSON key.
+    """
     ws = wb.add_worksheet(name)
     data = frame.reset_index() if index else frame.reset_index(drop=True)
     ws.write_string(0, 0, note, fmt["note"])
     for c, column in enumerate(data.columns):
-        ws.write_string(1, c, str(safe_text(str(column))), fmt["head"])
-        ws.set_column(c, c, max(12, min(40, len(str(column)) + 2)))
+        header = readable(str(column)) if words else str(column)
+        ws.write_string(1, c, str(safe_text(header)), fmt["head"])
+        if header != str(column):
+            ws.write_comment(1, c, f"CSV and JSON: {safe_text(str(column))}")
+        ws.set_column(c, c, max(12, min(40, len(header) + 2)))
         cell_fmt = fmt[(formats or {})[column]] if column in (formats or {}) else fmt["percent"] \
             if "prob_" in str(column) else fmt["share"] if _is_share(str(column)) else fmt["money"]
         for r, value in enumerate(data[column].tolist()):

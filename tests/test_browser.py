@@ -115,7 +115,7 @@ def test_moving_a_slider_in_a_real_browser_changes_the_partners_value(server):
             assert wb.sheetnames[:2] == ["Summary", "Comparison"]
             rows = {r[0].value: r for r in wb["Comparison"].iter_rows(min_row=3)}
             header = [c.value for c in wb["Comparison"][2]]
-            partner = rows["Reference program — revenue share"][header.index("partner_expected_npv")].value
+            partner = rows["Reference program — revenue share"][header.index("partner expected NPV")].value
             assert f"{partner:,.1f}" == f"{after:,.1f}"
         finally:
             browser.close()

@@ -55,13 +55,13 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     assert "term years 15.0" in royalty[6] and "loe step down 0.5" in royalty[6]
     ws = wb["Comparison"]
     header = [c.value for c in ws[2]]
-    col = header.index("partner_expected_npv")
+    col = header.index("partner expected NPV")
     rows = {r[0].value: r for r in ws.iter_rows(min_row=3)}
     for name, row in comparison.table.iterrows():
         cell = rows[safe_text(name)][col]
         assert cell.value == pytest.approx(row["partner_expected_npv"], rel=1e-12)
         assert cell.number_format == "#,##0.0"
-    share_col = header.index("partner_risk_share")
+    share_col = header.index("partner risk share")
     assert rows["Reference program — revenue share"][share_col].number_format == "0.000"
     tornado_ws = wb["Tornado"]
     assert tornado_ws.cell(3, 1).value == table.iloc[0]["input"]
@@ -75,8 +75,9 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     assert ffs[head.index("dealmodel_version")] == dm.__version__
     assert ffs[head.index("timing")] == "exact"
     # the three headline figures, as the API states them
-    for column in ("biobucks", "total_contract_value", "expected_pv_to_partner"):
-        got = rows["Reference program — revenue share"][header.index(column)].value
+    for column, header_words in (("biobucks", "biobucks"), ("total_contract_value", "total contract value"),
+                                 ("expected_pv_to_partner", "expected PV to partner")):
+        got = rows["Reference program — revenue share"][header.index(header_words)].value
         assert got == pytest.approx(comparison.table.loc["Reference program — revenue share", column], rel=1e-12)
     # the yearly sheet: each calendar year once per variant and party
     yearly = wb["Cash flow per year"]
@@ -203,10 +204,13 @@ def test_probabilities_are_percentages_and_money_has_one_decimal_in_the_workbook
     wb = openpyxl.load_workbook(export(tmp_path / "c.xlsx", comparison=comparison))
     ws = wb["Comparison"]
     header = [c.value for c in ws[2]]
-    prob = ws.cell(3, header.index("partner_prob_loss") + 1)
+    prob = ws.cell(3, header.index("partner P(loss)") + 1)
     assert prob.number_format == "0.0%"
     assert prob.value == pytest.approx(comparison.table["partner_prob_loss"].iloc[0], rel=1e-12)
-    assert ws.cell(3, header.index("partner_expected_npv") + 1).number_format == "#,##0.0"
+    assert ws.cell(3, header.index("partner expected NPV") + 1).number_format == "#,##0.0"
+    # headers in words, each naming its CSV / JSON key in a comment; none left in snake_case
+    assert "CSV and JSON: partner_prob_loss" in ws.cell(2, header.index("partner P(loss)") + 1).comment.text
+    assert not [h for h in header if "_" in h]
 
 
 def test_the_summary_sheet_comes_first_in_words_with_a_chart_on_one_page(tmp_path, comparison):
