@@ -314,7 +314,7 @@ _PER_PARTY = {
     "expected_shortfall_5": "expected shortfall (worst 5%)", "risk_share": "risk share", "value_share": "value share",
     "certainty_equivalent": "certainty equivalent", "diff": "change vs baseline", "diff_se": "change vs baseline, SE",
 }
-_WHOLE = {"expected_pv_to_partner": "expected PV to partner", "joint_gain_se": "joint gain, SE",
+_WHOLE = {"variant": "structure", "expected_pv_to_partner": "expected PV to partner", "joint_gain_se": "joint gain, SE",
           "value_low": "value at low", "value_high": "value at high"}
 
 
@@ -344,7 +344,8 @@ def _sheet(wb, name: str, frame: pd.DataFrame, fmt: dict, note: str, index: bool
         ws.write_string(1, c, str(safe_text(header)), fmt["head"])
         if header != str(column):
             ws.write_comment(1, c, f"CSV and JSON: {safe_text(str(column))}")
-        ws.set_column(c, c, max(12, min(40, len(header) + 2)))
+        texts = [len(v) for v in data[column].tolist() if isinstance(v, str)]
+        ws.set_column(c, c, max(12, min(40, max([len(header), *texts]) + 2)))
         cell_fmt = fmt[(formats or {})[column]] if column in (formats or {}) else fmt["percent"] \
             if "prob_" in str(column) else fmt["share"] if _is_share(str(column)) else fmt["money"]
         for r, value in enumerate(data[column].tolist()):
