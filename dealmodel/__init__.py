@@ -14,6 +14,7 @@ from dealmodel._version import __version__
 from dealmodel.batch import sweep, value_many
 from dealmodel.breakdown import candidate_values
 from dealmodel.compare import Comparison, compare
+from dealmodel.decisions import DecisionReport, decision_report
 from dealmodel.edit import get_value, set_value
 from dealmodel.engine import simulate, simulate_many
 from dealmodel.export import export
@@ -38,6 +39,7 @@ __all__ = [
     "Comparison",
     "Deal",
     "DealError",
+    "DecisionReport",
     "Headline",
     "Negotiation",
     "Scenario",
@@ -47,6 +49,7 @@ __all__ = [
     "__version__",
     "candidate_values",
     "compare",
+    "decision_report",
     "deal_json_schema",
     "dump_deal",
     "export",

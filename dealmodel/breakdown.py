@@ -22,8 +22,16 @@ import numpy as np
 import pandas as pd
 
 from dealmodel.cashflows import Ledger
-from dealmodel.engine import DEFAULT_CHUNK, YEARLY_SAMPLE, _check_args, _value_chunk, discount_table, program_flows
-from dealmodel.program import BLOCK, sales_by_launch_year, simulate_program
+from dealmodel.engine import (
+    DEFAULT_CHUNK,
+    YEARLY_SAMPLE,
+    _check_args,
+    _value_chunk,
+    deal_program,
+    discount_table,
+    program_flows,
+)
+from dealmodel.program import BLOCK, ProgramPaths, Sales, sales_by_launch_year
 from dealmodel.schema import CapacityReservation, Deal, Milestone, Option, Upfront
 from dealmodel.terms import add_term, escalation_draws
 
@@ -44,33 +52,50 @@ def _alone(term, name: str):
     return term.model_copy(update=update)
 
 
+def candidate_ledgers(deal: Deal, program: ProgramPaths, sales: list[Sales], draws: dict, c: int
+                      ) -> tuple[Ledger, Ledger, Ledger]:
+    """Candidate ``c``'s own flows and its candidate-level terms' payments: ``(sponsor own, partner own, paid)``.
+
+    ``paid``: net payments to the partner, each term booked as if it covered ``c`` only.
+    """
+    n, name = program.n, deal.candidates[c].name
+    sponsor_own, partner_own = program_flows(deal, program, sales, only=c)
+    paid = Ledger(n)
+    for term in deal.terms:
+        if hasattr(term, "candidates") and c not in deal.covered(term):
+            continue
+        alone = _alone(term, name)
+        if alone is None:
+            continue
+        led = Ledger(n)
+        add_term(alone, deal, program, sales, led, own=partner_own, draws={**draws, id(alone): draws.get(id(term), 0.0)})
+        paid.absorb(led)
+    return sponsor_own, partner_own, paid
+
+
+def party_values(ledgers: tuple[Ledger, Ledger, Ledger], disc: dict) -> np.ndarray:
+    """PV of :func:`candidate_ledgers` to sponsor, partner and program ``(3, n)``, each at its own rate."""
+    sponsor_own, partner_own, paid = ledgers
+    memo = {p: {} for p in PARTIES}
+    return np.stack([
+        sponsor_own.pv(disc["sponsor"], memo["sponsor"]) - paid.pv(disc["sponsor"], memo["sponsor"]),
+        partner_own.pv(disc["partner"], memo["partner"]) + paid.pv(disc["partner"], memo["partner"]),
+        sponsor_own.pv(disc["program"], memo["program"]) + partner_own.pv(disc["program"], memo["program"]),
+    ])
+
+
 def _chunk(deal: Deal, seed: int, first_block: int, n: int) -> np.ndarray:
     """Per-path values ``(candidates + 1, 3, n)``: each candidate's own flows and terms, then the total."""
     C, H = len(deal.candidates), deal.horizon_years
     disc = discount_table(deal)
     total = {"npv": {p: np.empty(n) for p in PARTIES}, "term_pv": np.empty((len(deal.terms), n))}
     _value_chunk(deal, seed, first_block, n, disc, total)
-    program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+    program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
     sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
     draws = escalation_draws(deal, seed, first_block, n)
     out = np.empty((C + 1, 3, n))
-    for c, name in enumerate(deal.candidate_names()):
-        sponsor_own, partner_own = program_flows(deal, program, sales, only=c)
-        paid = Ledger(n)
-        for term in deal.terms:
-            if hasattr(term, "candidates") and c not in deal.covered(term):
-                continue
-            alone = _alone(term, name)
-            if alone is None:
-                continue
-            led = Ledger(n)
-            add_term(alone, deal, program, sales, led, own=partner_own,
-                     draws={**draws, id(alone): draws.get(id(term), 0.0)})
-            paid.absorb(led)
-        memo = {p: {} for p in PARTIES}
-        out[c, 0] = sponsor_own.pv(disc["sponsor"], memo["sponsor"]) - paid.pv(disc["sponsor"], memo["sponsor"])
-        out[c, 1] = partner_own.pv(disc["partner"], memo["partner"]) + paid.pv(disc["partner"], memo["partner"])
-        out[c, 2] = sponsor_own.pv(disc["program"], memo["program"]) + partner_own.pv(disc["program"], memo["program"])
+    for c in range(C):
+        out[c] = party_values(candidate_ledgers(deal, program, sales, draws, c), disc)
     for k, party in enumerate(PARTIES):
         out[C, k] = total["npv"][party]
     return out

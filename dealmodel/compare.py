@@ -44,6 +44,18 @@ class Comparison:
     seed: int
     sources: dict[str, str] = field(default_factory=dict)
 
+    def decisions(self) -> dict:
+        """:func:`~dealmodel.decisions.decision_report` of every structure with gate decisions, on this
+        comparison's paths and seed (computed once, on first use)."""
+        cached = self.__dict__.get("_decisions")
+        if cached is None:
+            from dealmodel.decisions import decision_report
+
+            cached = {name: decision_report(r.deal, self.paths, self.seed) for name, r in self.results.items()
+                      if r.deal.decision_rule != "none"}
+            object.__setattr__(self, "_decisions", cached)
+        return cached
+
     def per_year(self) -> pd.DataFrame:
         frames = []
         for name, result in self.results.items():

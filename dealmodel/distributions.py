@@ -259,10 +259,48 @@ class Beta(_Dist):
         return Beta(dist="beta", mean=m, sd=sd)
 
 
-DIST_KINDS = ("fixed", "triangular", "pert", "uniform", "lognormal", "beta")
+class Discrete(_Dist):
+    """A few possible values, each with its probability: ``{dist: discrete, values: [200, 1500],
+    probabilities: [0.5, 0.5]}`` (a low and a high market, say)."""
+
+    dist: Literal["discrete"]
+    values: list[float] = Field(min_length=2, max_length=50)
+    probabilities: list[float] = Field(min_length=2, max_length=50)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Discrete:
+        if len(self.values) != len(self.probabilities):
+            raise ValueError(f"values and probabilities must have the same length (got {len(self.values)} and "
+                             f"{len(self.probabilities)})")
+        if any(abs(v) > _LARGEST for v in self.values):
+            raise ValueError(f"values must be within ±{_LARGEST:,.0f}")
+        if any(not 0.0 <= p <= 1.0 for p in self.probabilities):
+            raise ValueError("probabilities must each be between 0 and 1")
+        if abs(sum(self.probabilities) - 1.0) > 1e-9:
+            raise ValueError(f"probabilities must add up to 1 (got {sum(self.probabilities):.6g})")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("values must differ from each other")
+        return self
+
+    def mean(self) -> float:
+        return float(sum(v * p for v, p in zip(self.values, self.probabilities, strict=True)))
+
+    def support(self) -> tuple[float, float]:
+        return (min(self.values), max(self.values))
+
+    def ppf(self, u: np.ndarray) -> np.ndarray:
+        """Value i where u falls in [P(first i values), P(first i + 1 values)), in the order written."""
+        edges = np.cumsum(self.probabilities)[:-1]
+        return np.asarray(self.values, dtype=float)[np.searchsorted(edges, u, side="right")]
+
+    def scaled(self, factor: float) -> Discrete:
+        return Discrete(dist="discrete", values=[v * factor for v in self.values], probabilities=self.probabilities)
+
+
+DIST_KINDS = ("fixed", "triangular", "pert", "uniform", "lognormal", "beta", "discrete")
 
 Distribution = Annotated[
-    Fixed | Triangular | Pert | Uniform | LogNormal | Beta, Field(discriminator="dist")
+    Fixed | Triangular | Pert | Uniform | LogNormal | Beta | Discrete, Field(discriminator="dist")
 ]
 
 

@@ -84,7 +84,7 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
     Returns the chunk's per-candidate counts (phases reached, approvals, sum of launch times).
     """
     H = deal.horizon_years
-    program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+    program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
     sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
     sponsor_own, partner_own = program_flows(deal, program, sales)
     memo: dict[str, dict] = {party: {} for party in disc}  # chain integrals shared within this chunk
@@ -110,6 +110,17 @@ def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str
         out["flows"]["sponsor"][:] = sponsor_own.annual(H) - payments
         out["flows"]["partner"][:] = partner_own.annual(H) + payments
     return _counts(program)
+
+
+def deal_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: int | None = None) -> ProgramPaths:
+    """The program's paths as the deal runs them: :func:`~dealmodel.program.simulate_program`, then the
+    gate decisions of ``deal.decisions`` (none by default)."""
+    program = simulate_program(deal, seed, first_block, n_blocks, n)
+    if deal.decision_rule == "none":
+        return program
+    from dealmodel.decisions import decide
+
+    return decide(deal, program, seed, first_block)
 
 
 def discount_table(deal: Deal) -> dict[str, Discount]:
@@ -150,7 +161,7 @@ def value_paths_many(deals: list[Deal], seed: int, first_path: int, n: int, engi
     for members in groups.values():
         group = [deals[i] for i in members]
         plan = kernel.Plan(group)
-        program = simulate_program(group[0], seed, first_path // BLOCK, math.ceil(n / BLOCK), n)
+        program = deal_program(group[0], seed, first_path // BLOCK, math.ceil(n / BLOCK), n)
         out_npv = np.empty((len(group), 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n))
         kernel.run_chunk(group, plan, program, seed, first_path // BLOCK, False, out_npv, out_tpv,
@@ -184,7 +195,14 @@ def resolve_engine(engine: str | None) -> str:
 
 
 def program_key(deal: Deal) -> str:
-    """Everything of a deal but its name and terms: deals with equal keys share program paths."""
+    """Everything of a deal but its name and terms: deals with equal keys share program paths.
+
+    Where gate decisions depend on the terms (an owner other than ``program``), the terms too.
+    """
+    if deal.decision_rule != "none":
+        from dealmodel.decisions import policy_key
+
+        return policy_key(deal)
     return deal.model_dump_json(exclude={"name", "description", "terms"})
 
 
@@ -207,7 +225,7 @@ class _ProgramCache:
             if k in self._items:
                 self._items.move_to_end(k)
                 return self._items[k][0]
-        program = simulate_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+        program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
         from dealmodel import kernel
 
         packed = kernel.program_arrays(program).nbytes  # kept with it: a revaluation does not repack
@@ -228,9 +246,10 @@ PROGRAMS = _ProgramCache(int(os.environ.get("DEALMODEL_PROGRAM_CACHE_MB", "256")
 
 
 def _counts(program: ProgramPaths) -> list:
-    """Per-candidate counts of a chunk: phases reached, approvals, sum of launch times."""
+    """Per-candidate counts of a chunk: phases reached, approvals, sum of launch times, stops after each phase."""
     return [
-        (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()))
+        (cp.reached.sum(axis=0), int(cp.approved.sum()), float(cp.launch[cp.approved].sum()),
+         np.zeros(cp.reached.shape[1]) if cp.stopped is None else cp.stopped.sum(axis=0))
         for cp in program.candidates
     ]
 
@@ -325,6 +344,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
     reached_sum = [np.zeros(len(c.remaining_phases())) for c in first.candidates]
     approved = np.zeros(C)
     launch_sum = np.zeros(C)
+    stopped_sum = [np.zeros(len(c.remaining_phases())) for c in first.candidates]
     if engine == "numba":
         from dealmodel import kernel
 
@@ -352,7 +372,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
                     sample[0][party][start:start + in_sample] = chunk_flows[party][:in_sample]
             return counts
         program = (PROGRAMS.get(first, key, seed, start // BLOCK, n) if cache
-                   else simulate_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n))
+                   else deal_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n))
         out_npv = np.empty((S, 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n if keep_flows else 0))
         out_ann = np.empty((S, 2, n if annual else 0, T))
@@ -378,8 +398,9 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         # one worker: chunks run on the calling thread (what profilers and mutation testing see)
         done = map(job, starts) if workers == 1 else pool.map(job, starts)
         for start, counts in zip(starts, done, strict=True):
-            for c, (reached, n_approved, launch_total) in enumerate(counts):
+            for c, (reached, n_approved, launch_total, stopped) in enumerate(counts):
                 reached_sum[c] += reached
+                stopped_sum[c] += stopped
                 approved[c] += n_approved
                 launch_sum[c] += launch_total
             progress(min(start + chunk, paths))
@@ -391,6 +412,8 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
             "start_phase": cand.start_phase,
             **{f"prob_reach_{p}": float(reached_sum[c][k] / paths) for k, p in enumerate(phases)},
             "prob_approval": float(approved[c] / paths),
+            **({f"prob_stopped_before_{p}": float(stopped_sum[c][k - 1] / paths) for k, p in enumerate(phases) if k}
+               if first.decision_rule != "none" else {}),
             "expected_launch_year": (
                 float(first.valuation_year + launch_sum[c] / approved[c]) if approved[c] else math.nan
             ),

@@ -204,7 +204,8 @@ def program_arrays(program) -> np.ndarray:
     """The chunk's program as one array ``(n, C, 7 + 6 K)`` (K: the most remaining phases).
 
     Per candidate: remake, launch, peak sales, exclusivity, erosion, cost of goods, opex; then
-    per phase k at ``7 + 6 k``: start, end, reached, succeeded, sponsor cost, partner cost.
+    per phase k at ``7 + 6 k``: start, end, reached, succeeded (0 failed, 1 succeeded, 2 succeeded and
+    then stopped at the gate), sponsor cost, partner cost.
     """
     packed = getattr(program, "_packed", None)
     if packed is not None:  # a cached chunk's program, packed once for every revaluation
@@ -218,6 +219,8 @@ def program_arrays(program) -> np.ndarray:
             P[:, c, f] = getattr(cp, name)
         for f, name in enumerate(("start", "end", "reached", "succeeded", "sponsor_cost", "partner_cost")):
             P[:, c, 7 + f:7 + 6 * len(cp.phases):6] = getattr(cp, name)
+        if cp.stopped is not None:  # succeeded = 2: succeeded, then stopped at the next gate
+            P[:, c, 7 + SU:7 + 6 * len(cp.phases):6] += cp.stopped
     object.__setattr__(program, "_packed", P)  # the program is immutable, so is its packing
     return P
 
@@ -427,7 +430,7 @@ if AVAILABLE:
         t = math.inf
         for k in range(nk):
             b = PH0 + 6 * k
-            if P[path, c, b + RE] != 0.0 and P[path, c, b + SU] == 0.0:
+            if P[path, c, b + RE] != 0.0 and P[path, c, b + SU] != 1.0:  # failed, or stopped after it
                 t = min(t, P[path, c, b + EN])
         return t
 
@@ -807,7 +810,7 @@ if AVAILABLE:
                     amount = TF[row, 1]
                     for k in range(nk):
                         b = PH0 + 6 * k
-                        if P[path, c, b + RE] != 0.0 and P[path, c, b + SU] == 0.0 and k + 1 < nk:
+                        if P[path, c, b + RE] != 0.0 and P[path, c, b + SU] != 1.0 and k + 1 < nk:
                             nominal = P[path, c, b + 6 + PC] / P[path, c, RM]
                             amount += TF[row, 2] * (nominal * (1.0 + TF[row, 3]))
                     _lump(_failure_time(P, path, c, nk), s * amount, 0.0, W, a, 0, D, ann, -1)

@@ -61,6 +61,12 @@ class CandidatePaths:
     cogs_fraction: np.ndarray  # (n,) actual, remade batches included
     opex_fraction: np.ndarray  # (n,)
     curve: tuple[float, ...]
+    stopped: np.ndarray | None = None  # (n, K) bool: stopped at the gate after the phase (dealmodel.decisions)
+
+    def ended(self) -> np.ndarray:
+        """``(n, K)`` bool: development ended at the end of the phase (it failed, or was stopped after it)."""
+        ended = self.reached & ~self.succeeded
+        return ended if self.stopped is None else ended | self.stopped
 
     def phase_index(self, phase: str) -> int | None:
         return self.phases.index(phase) if phase in self.phases else None

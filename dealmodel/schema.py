@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from dealmodel import limits
 from dealmodel.distributions import Fixed, Quantity, in_range
@@ -537,6 +537,55 @@ TERM_KINDS = ("service_fees", "upfront", "milestone", "royalty", "supply", "cost
 _EVENT_PHASE = {"phase1_start": "phase1", "phase2_start": "phase2", "phase3_start": "phase3", "filing": "filing"}
 
 
+class ForecastNoise(_Model):
+    """How far off the peak-sales forecast is at the start of each phase: the standard deviation of
+    log(forecast / true peak sales). A **marked assumption** (no sourced figure; docs/methodology.md):
+    set your own. It may only shrink from one phase to the next."""
+
+    phase1: float = Field(0.9, ge=0.0, le=5.0)
+    phase2: float = Field(0.7, ge=0.0, le=5.0)
+    phase3: float = Field(0.5, ge=0.0, le=5.0)
+    filing: float = Field(0.3, ge=0.0, le=5.0)
+
+    @model_validator(mode="after")
+    def _shrinks(self) -> ForecastNoise:
+        values = [("phase1", self.phase1), ("phase2", self.phase2), ("phase3", self.phase3), ("filing", self.filing)]
+        for (a, x), (b, y) in zip(values, values[1:], strict=False):
+            if y > x:
+                raise ValueError(f"{b} ({y}) is above {a} ({x}): a forecast only sharpens as development goes on")
+        return self
+
+
+class Decisions(_Model):
+    """Go/no-go at the start of each remaining phase but the first (docs/methodology.md).
+
+    ``optimal``: the owner continues where its expected value of continuing, under the deal's terms,
+    exceeds that of stopping, given the forecast it sees (least-squares Monte Carlo, fitted on
+    ``fit_paths`` separate paths). ``threshold``: it continues where the forecast of peak sales is at
+    least ``threshold``. ``owner``: whose value decides; ``program`` is both parties as one (the
+    decisions the program's owner would make with no deal).
+    """
+
+    rule: Literal["none", "threshold", "optimal"] = "optimal"
+    owner: Literal["sponsor", "partner", "program"] = "sponsor"
+    threshold: float | None = Field(None, ge=0.0, le=limits.MAX_MONEY,
+                                    description="Threshold rule: the least forecast peak sales (millions a year) "
+                                    "at which a candidate goes on.")
+    forecast_noise: ForecastNoise = ForecastNoise()
+    fit_paths: int = Field(16_384, ge=1_024, le=1_000_000, description="Paths the optimal rule is fitted on.")
+
+    @model_validator(mode="after")
+    def _threshold_given(self) -> Decisions:
+        if self.rule == "threshold" and self.threshold is None:
+            raise ValueError("threshold: the threshold rule needs a threshold (forecast peak sales, millions a year)")
+        return self
+
+
+def _decisions_shorthand(value):
+    """``decisions: optimal`` is ``decisions: {rule: optimal}``."""
+    return {"rule": value} if isinstance(value, str) else value
+
+
 class Deal(_Model):
     """A development program and the terms of one deal structure for it."""
 
@@ -560,8 +609,15 @@ class Deal(_Model):
     )
     correlation: Correlation = Correlation()
     levers: Levers = Levers()
+    decisions: Annotated[Decisions | None, BeforeValidator(_decisions_shorthand)] = Field(
+        None, description="Go/no-go decisions at the gates: none (default: every candidate that passes a phase "
+        "goes on), threshold or optimal.")
     candidates: list[Candidate] = Field(min_length=1, max_length=limits.MAX_CANDIDATES)
     terms: list[Term] = Field(default_factory=list, max_length=limits.MAX_TERMS)
+
+    @property
+    def decision_rule(self) -> str:
+        return "none" if self.decisions is None else self.decisions.rule
 
     @property
     def program_rate(self) -> float:

@@ -112,14 +112,14 @@ def approval_count_time(term: Milestone, program: ProgramPaths, covered: list[in
 
 
 def failure_time(cp: CandidatePaths) -> np.ndarray:
-    """When the candidate's development fails: the end of the phase that fails (inf if approved)."""
-    failed = cp.reached & ~cp.succeeded  # at most one phase per path
-    return np.where(failed, cp.end, np.inf).min(axis=1)
+    """When the candidate's development ends short of approval: the end of the phase that fails, or
+    the gate where it is stopped (inf if approved)."""
+    return np.where(cp.ended(), cp.end, np.inf).min(axis=1)  # at most one phase per path
 
 
 def cancellation_fee(term: CancellationFee, cp: CandidatePaths, sales: Sales, led: Ledger) -> None:
-    """On failure: the fixed amount plus a fraction of the next phase's fees at list price."""
-    failed = cp.reached & ~cp.succeeded
+    """On failure or a stop: the fixed amount plus a fraction of the next phase's fees at list price."""
+    failed = cp.ended()
     nominal = cp.partner_cost / cp.remake[:, None]
     next_fees = np.zeros_like(nominal)
     next_fees[:, :-1] = nominal[:, 1:] * (1.0 + term.markup)  # the phase after the failed one

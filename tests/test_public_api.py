@@ -10,6 +10,7 @@ def test_public_api_is_pinned():
         "load_deal", "parse_deal", "parse_deal_text", "save_deal", "set_value", "simulate", "simulate_many", "solve",
         "sweep", "tornado", "value_many", "negotiate", "frontier", "frontier_sweep", "Negotiation",
         "Scenario", "load_scenario", "load_scenarios", "save_scenario", "candidate_values",
+        "DecisionReport", "decision_report",
     ])
     for name in dealmodel.__all__:
         assert hasattr(dealmodel, name), name

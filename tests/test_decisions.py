@@ -1,0 +1,208 @@
+"""Go/no-go at the gates (dealmodel.decisions): the rule against decision trees rolled back by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import dealmodel as dm
+from dealmodel.decisions import decide, forecast_draws
+from dealmodel.engine import deal_program
+from dealmodel.program import simulate_program
+from tests.closed_form import Cand, Disc, phase_pv
+from tests.conftest import REFERENCE, base_deal, candidate
+
+LOW, HIGH = 10.0, 2000.0
+ZERO_NOISE = {"phase1": 0.0, "phase2": 0.0, "phase3": 0.0, "filing": 0.0}
+
+
+def _two_level(**decisions) -> dict:
+    """One phase-2 candidate with fixed costs whose peak sales are LOW or HIGH, half and half."""
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [LOW, HIGH], "probabilities": [0.5, 0.5]}
+    return base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE, **decisions})
+
+
+def _branch(data: dict, peak: float, stop_after: int | None, d: Disc) -> float:
+    """The sponsor's value of one branch: peak sales fixed, stopped after phase ``stop_after`` (None: never)."""
+    spec = {**data["candidates"][0], "commercial": {**data["candidates"][0]["commercial"], "peak_sales": peak}}
+    c = Cand(spec, data["horizon_years"])
+    if stop_after is None:
+        return -phase_pv(c, c.cost, d) + c.p_approval * c.sales_pv(d, 1 - c.opex - c.cogs)
+    return -phase_pv(c, [x if k <= stop_after else 0.0 for k, x in enumerate(c.cost)], d)
+
+
+def test_the_optimal_rule_stops_exactly_the_low_sales_paths_and_matches_the_decision_tree():
+    data = _two_level()
+    deal = dm.parse_deal(data)
+    d = Disc(0.15, 30)
+    # by hand, at the phase-3 gate: going on with low sales is worth less than stopping, with high sales more
+    go_low, stop_low = _branch(data, LOW, None, d), _branch(data, LOW, 0, d)
+    go_high, stop_high = _branch(data, HIGH, None, d), _branch(data, HIGH, 0, d)
+    assert go_low < stop_low - 1.0 and go_high > stop_high + 100.0
+    expected = 0.5 * stop_low + 0.5 * go_high
+    result = dm.simulate(deal, paths=100_000, seed=4)
+    assert abs(result.npv["sponsor"].mean() - expected) < 4 * result.npv["sponsor"].std() / np.sqrt(100_000)
+    program = simulate_program(deal, 4, 0, 2, 16_384)
+    cp = decide(deal, program, 4, 0).candidates[0]
+    passed = program.candidates[0].succeeded[:, 0]
+    low = program.candidates[0].peak_sales == LOW
+    assert np.array_equal(cp.stopped[:, 0], passed & low)  # stopped at the phase-3 gate: exactly these
+    assert not cp.stopped[:, 1:].any()  # a high-sales candidate that passes phase 3 is always filed
+    assert result.candidates["A"]["prob_stopped_before_phase3"] == pytest.approx(0.4 * 0.5, abs=4 * 0.0013)
+
+
+def test_decisions_none_keeps_todays_results_bit_for_bit():
+    plain = dm.load_deal(REFERENCE["hybrid"])
+    data = plain.model_dump(mode="json", by_alias=True, exclude_none=True) | {"decisions": "none"}
+    with_none = dm.parse_deal(data)
+    a, b = (dm.simulate(d, paths=5_000, seed=3, keep_flows=False) for d in (plain, with_none))
+    for party in ("sponsor", "partner", "program"):
+        assert np.array_equal(a.npv[party], b.npv[party])
+    assert a.candidates == b.candidates
+
+
+def _paired_gain(deal: dm.Deal, party: str, paths: int = 40_000) -> tuple[float, float]:
+    data = deal.model_dump(mode="json", by_alias=True, exclude_none=True)
+    without = dm.parse_deal({k: v for k, v in data.items() if k != "decisions"})
+    a = dm.simulate(deal, paths=paths, seed=8, keep_flows=False).npv[party]
+    b = dm.simulate(without, paths=paths, seed=8, keep_flows=False).npv[party]
+    diff = a - b
+    return float(diff.mean()), float(diff.std() / np.sqrt(paths))
+
+
+@pytest.mark.parametrize("owner", ["sponsor", "program"])
+def test_flexibility_never_lowers_the_deciders_value(owner):
+    data = dm.load_deal(REFERENCE["hybrid"]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    deal = dm.parse_deal(data | {"decisions": {"rule": "optimal", "owner": owner}})
+    gain, se = _paired_gain(deal, owner)
+    assert gain > -3 * se
+    assert gain > 0.5  # the reference program has candidates worth stopping
+
+
+def test_flexibility_is_zero_when_every_continuation_is_clearly_worth_it():
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "uniform", "low": 20_000.0, "high": 30_000.0}
+    deal = dm.parse_deal(base_deal(candidates=[c], decisions="optimal"))
+    result = dm.simulate(deal, paths=20_000, seed=2, keep_flows=False)
+    assert result.candidates["A"]["prob_stopped_before_phase3"] == 0.0
+    assert result.candidates["A"]["prob_stopped_before_filing"] == 0.0
+    gain, _ = _paired_gain(deal, "sponsor", 20_000)
+    assert gain == 0.0
+
+
+def test_no_look_ahead_later_draws_leave_every_decision_at_a_gate_unchanged():
+    deal = dm.parse_deal(dm.load_deal(REFERENCE["hybrid"]).model_dump(mode="json", by_alias=True, exclude_none=True)
+                         | {"decisions": "optimal"})
+    n = 8_192
+    program = simulate_program(deal, 5, 0, 1, n)
+    other = simulate_program(deal, 99, 0, 1, n)  # another future after the gate
+    draws, other_draws = forecast_draws(deal, 5, 0, 1, n), forecast_draws(deal, 99, 0, 1, n)
+    base = decide(deal, program, 5, 0, draws)
+    checked = 0
+    for c, (cp, cq) in enumerate(zip(program.candidates, other.candidates, strict=True)):
+        for k in range(1, len(cp.phases)):
+            # phases k on and forecast draws after gate k from the other future; everything before, this one's
+            def spliced(a, b, k=k):
+                return np.concatenate([a[:, :k], b[:, k:]], axis=1)
+
+            success = spliced(cp.succeeded | ~cp.reached, cq.succeeded | ~cq.reached)  # phase outcomes
+            succeeded = np.cumprod(success, axis=1).astype(bool)
+            reached = np.ones_like(succeeded)
+            reached[:, 1:] = succeeded[:, :-1]
+            duration = spliced(cp.end - cp.start, cq.end - cq.start)
+            end = np.cumsum(duration, axis=1)
+            start = np.concatenate([np.zeros((n, 1)), end[:, :-1]], axis=1)
+            changed = dataclasses.replace(
+                cp, start=start, end=end, bounds=np.concatenate([start[:, :1], end], axis=1), reached=reached,
+                succeeded=succeeded, sponsor_cost=spliced(cp.sponsor_cost, cq.sponsor_cost),
+                partner_cost=spliced(cp.partner_cost, cq.partner_cost), approved=succeeded[:, -1],
+                launch=np.where(succeeded[:, -1], end[:, -1], np.inf))
+            later = [x if i != c else np.concatenate([x[:, :k + 1], other_draws[c][:, k + 1:]], axis=1)
+                     for i, x in enumerate(draws)]
+            trial = dataclasses.replace(program, candidates=program.candidates[:c] + (changed,)
+                                        + program.candidates[c + 1:])
+            again = decide(deal, trial, 5, 0, later).candidates[c]
+            assert np.array_equal(again.stopped[:, :k], base.candidates[c].stopped[:, :k]), (c, k)
+            checked += int(base.candidates[c].stopped[:, k - 1].sum())
+    assert checked > 100  # there were decisions to keep
+
+
+def test_a_milestone_at_phase3_start_makes_the_sponsor_stop_what_it_would_run():
+    """By hand: the low-sales candidate is worth going on with (V > 0 at the gate) until a milestone of
+    twice that value falls due to the partner the moment phase 3 starts."""
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [150.0, HIGH], "probabilities": [0.5, 0.5]}
+    data = base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE})
+    d = Disc(0.15, 30)
+    # going on with low sales, PV at 0, on the paths that pass phase 2 (probability 0.4)
+    worth = (_branch(data, 150.0, None, d) - _branch(data, 150.0, 0, d)) / 0.4
+    assert worth > 10.0
+    gate = 3.25  # phase 3 starts when phase 2 (3.25 years) ends
+    amount = 2 * worth / d.lump(gate)  # PV of the milestone: twice what going on is worth
+    with_milestone = dict(data, terms=[{"kind": "milestone", "event": "phase3_start", "amount": round(amount, 6)}])
+    before = dm.simulate(dm.parse_deal(data), paths=40_000, seed=6, keep_flows=False)
+    after = dm.simulate(dm.parse_deal(with_milestone), paths=40_000, seed=6, keep_flows=False)
+    assert before.candidates["A"]["prob_stopped_before_phase3"] == 0.0
+    # every low-sales path that passes phase 2 now stops: P = 0.4 x 0.5
+    assert after.candidates["A"]["prob_stopped_before_phase3"] == pytest.approx(0.2, abs=4 * np.sqrt(0.2 * 0.8 / 40_000))
+    program = deal_program(dm.parse_deal(with_milestone), 6, 0, 1, 8_192).candidates[0]
+    raw = simulate_program(dm.parse_deal(data), 6, 0, 1, 8_192).candidates[0]
+    assert np.array_equal(program.stopped[:, 0], raw.succeeded[:, 0] & (raw.peak_sales == 150.0))
+
+
+@pytest.mark.parametrize("owner", ["sponsor", "partner", "program"])
+def test_the_kernel_and_the_reference_agree_with_decisions(owner):
+    pytest.importorskip("numba")
+    for key in ("hybrid", "cdmo_risk_share"):
+        data = dm.load_deal(REFERENCE[key]).model_dump(mode="json", by_alias=True, exclude_none=True)
+        deal = dm.parse_deal(data | {"decisions": {"rule": "optimal", "owner": owner}})
+        a = dm.simulate(deal, paths=10_000, seed=1, engine="numpy", keep_flows=False)
+        b = dm.simulate(deal, paths=10_000, seed=1, engine="numba", keep_flows=False)
+        for party in ("sponsor", "partner", "program"):
+            np.testing.assert_allclose(b.npv[party], a.npv[party], rtol=1e-9, atol=1e-9)
+        assert a.candidates == b.candidates
+
+
+def test_the_threshold_rule_goes_on_where_the_forecast_reaches_it():
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [LOW, HIGH], "probabilities": [0.5, 0.5]}
+    deal = dm.parse_deal(base_deal(candidates=[c], decisions={"rule": "threshold", "threshold": 500.0,
+                                                              "forecast_noise": ZERO_NOISE}))
+    raw = simulate_program(deal, 1, 0, 1, 8_192).candidates[0]
+    cp = deal_program(deal, 1, 0, 1, 8_192).candidates[0]
+    assert np.array_equal(cp.stopped[:, 0], raw.succeeded[:, 0] & (raw.peak_sales == LOW))
+
+
+def test_the_report_prices_the_distortion_of_a_phase3_milestone_by_hand():
+    """The sponsor stops low-sales paths the program would run: the program loses what running them is worth."""
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [150.0, HIGH], "probabilities": [0.5, 0.5]}
+    for phase in c["phases"].values():
+        phase["partner_cost"] = 0.0  # the program's value is then the sponsor's before payments
+    data = base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE})
+    d = Disc(0.15, 30)
+    worth = _branch(data, 150.0, None, d) - _branch(data, 150.0, 0, d)  # over all futures (0.4 pass phase 2)
+    amount = 2 * (worth / 0.4) / d.lump(3.25)
+    deal = dm.parse_deal(dict(data, terms=[{"kind": "milestone", "event": "phase3_start", "amount": round(amount, 6)}]))
+    report = dm.decision_report(deal, paths=40_000, seed=3)
+    assert report.stops.loc[("A", "phase3"), "under the deal"] == pytest.approx(0.2, abs=0.01)
+    assert report.stops.loc[("A", "phase3"), "as the program would"] == 0.0
+    # low sales (half the futures) stopped: the program gives up what going on was worth
+    assert abs(report.distortion - 0.5 * worth) < 4 * report.distortion_se + 1e-9
+    assert abs(report.flexibility + 0.5 * worth) < 4 * report.flexibility_se + 1e-9
+    assert report.values.loc["no decisions", "program"] == pytest.approx(
+        report.values.loc["decided as the program would", "program"], abs=1e-9)  # the program would stop nothing
+    text = report.summary()
+    assert "A before phase3: stopped in 20." in text and "the program would: 0.0%" in text
+    assert report.to_dict()["stops"][0]["candidate"] == "A"
+
+
+def test_the_report_of_a_deal_decided_by_the_program_shows_no_distortion():
+    data = dm.load_deal(REFERENCE["milestone"]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    report = dm.decision_report(dm.parse_deal(data), paths=10_000, seed=2, owner="program")
+    assert report.distortion == 0.0
+    assert (report.stops["change"] == 0.0).all()
+    assert "does not change which candidates are stopped" in report.summary()
