@@ -68,7 +68,8 @@ def candidate_ledgers(deal: Deal, program: ProgramPaths, sales: list[Sales], dra
         if alone is None:
             continue
         led = Ledger(n)
-        add_term(alone, deal, program, sales, led, own=partner_own, draws={**draws, id(alone): draws.get(id(term), 0.0)})
+        add_term(alone, deal, program, sales, led, own=partner_own,
+                 draws={**draws, id(alone): draws.get(id(term), 0.0)})
         paid.absorb(led)
     return sponsor_own, partner_own, paid
 

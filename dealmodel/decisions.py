@@ -147,7 +147,8 @@ def _fit(deal: Deal, seed: int) -> Policy:
     gates = []
     for c, cp in enumerate(program.candidates):
         def value(cand: CandidatePaths, c: int = c) -> np.ndarray:
-            trial = dataclasses.replace(program, candidates=program.candidates[:c] + (cand,) + program.candidates[c + 1:])
+            others = program.candidates
+            trial = dataclasses.replace(program, candidates=(*others[:c], cand, *others[c + 1:]))
             sales = [sales_by_launch_year(x, H) if i == c else None for i, x in enumerate(trial.candidates)]
             return party_values(candidate_ledgers(deal, trial, sales, draws, c), disc)[who]
 

@@ -11,6 +11,7 @@ find, each prefixed with the path of the field it concerns.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Literal
 
@@ -550,7 +551,7 @@ class ForecastNoise(_Model):
     @model_validator(mode="after")
     def _shrinks(self) -> ForecastNoise:
         values = [("phase1", self.phase1), ("phase2", self.phase2), ("phase3", self.phase3), ("filing", self.filing)]
-        for (a, x), (b, y) in zip(values, values[1:], strict=False):
+        for (a, x), (b, y) in itertools.pairwise(values):
             if y > x:
                 raise ValueError(f"{b} ({y}) is above {a} ({x}): a forecast only sharpens as development goes on")
         return self

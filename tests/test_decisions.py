@@ -122,8 +122,8 @@ def test_no_look_ahead_later_draws_leave_every_decision_at_a_gate_unchanged():
                 launch=np.where(succeeded[:, -1], end[:, -1], np.inf))
             later = [x if i != c else np.concatenate([x[:, :k + 1], other_draws[c][:, k + 1:]], axis=1)
                      for i, x in enumerate(draws)]
-            trial = dataclasses.replace(program, candidates=program.candidates[:c] + (changed,)
-                                        + program.candidates[c + 1:])
+            trial = dataclasses.replace(program, candidates=(*program.candidates[:c], changed,
+                                                             *program.candidates[c + 1:]))
             again = decide(deal, trial, 5, 0, later).candidates[c]
             assert np.array_equal(again.stopped[:, :k], base.candidates[c].stopped[:, :k]), (c, k)
             checked += int(base.candidates[c].stopped[:, k - 1].sum())
@@ -147,7 +147,8 @@ def test_a_milestone_at_phase3_start_makes_the_sponsor_stop_what_it_would_run():
     after = dm.simulate(dm.parse_deal(with_milestone), paths=40_000, seed=6, keep_flows=False)
     assert before.candidates["A"]["prob_stopped_before_phase3"] == 0.0
     # every low-sales path that passes phase 2 now stops: P = 0.4 x 0.5
-    assert after.candidates["A"]["prob_stopped_before_phase3"] == pytest.approx(0.2, abs=4 * np.sqrt(0.2 * 0.8 / 40_000))
+    stopped = after.candidates["A"]["prob_stopped_before_phase3"]
+    assert stopped == pytest.approx(0.2, abs=4 * np.sqrt(0.2 * 0.8 / 40_000))
     program = deal_program(dm.parse_deal(with_milestone), 6, 0, 1, 8_192).candidates[0]
     raw = simulate_program(dm.parse_deal(data), 6, 0, 1, 8_192).candidates[0]
     assert np.array_equal(program.stopped[:, 0], raw.succeeded[:, 0] & (raw.peak_sales == 150.0))

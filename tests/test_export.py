@@ -33,8 +33,8 @@ def test_workbook_reads_back_with_the_apis_numbers(tmp_path, comparison):
     table = tornado(dm.load_deal(SINGLE), party="partner", paths=2_000, seed=1)
     path = export(tmp_path / "deal team.xlsx", comparison=comparison, tornado=table)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Comparison", "Value bridge", "NPV distribution", "Tornado", "Cash flow per year", "Frontier",
-                             "Terms", "Assumptions", "Inputs"]
+    assert wb.sheetnames == ["Summary", "Comparison", "Value bridge", "NPV distribution", "Tornado",
+                             "Cash flow per year", "Frontier", "Terms", "Assumptions", "Inputs"]
     front = {r[0]: r[1:] for r in wb["Frontier"].iter_rows(min_row=3, max_row=2 + len(comparison.table),
                                                            values_only=True)}
     t = comparison.table
