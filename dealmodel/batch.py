@@ -22,7 +22,7 @@ import pandas as pd
 
 from dealmodel.compare import comparison_row
 from dealmodel.edit import ParameterError, set_value
-from dealmodel.engine import MAX_PATHS, program_key, value_paths_many
+from dealmodel.engine import MAX_PATHS, paths_key, program_key, value_paths_many
 from dealmodel.io import DealError, load_deal, parse_text, read_text_file
 from dealmodel.metrics import summarize
 from dealmodel.program import BLOCK
@@ -228,7 +228,7 @@ def value_items(
     task_paths = max(BLOCK, math.ceil(task_paths / BLOCK) * BLOCK)
     valid = [i for i, item in enumerate(items) if item.deal is not None]
     baseline = valid[0] if valid else None
-    base_key = program_key(items[baseline].deal) if valid else ""
+    base_key = paths_key(items[baseline].deal) if valid else ""
     resumed = dict(done or {})
     to_value = [i for i in valid if i not in resumed]
     if baseline is not None and baseline in resumed and to_value:
@@ -300,7 +300,7 @@ def _row_base(item: Item) -> dict[str, Any]:
 
 
 def _row(item: Item, npv: dict[str, np.ndarray], base_npv: dict[str, np.ndarray], base_key: str) -> dict[str, Any]:
-    paired = program_key(item.deal) == base_key
+    paired = paths_key(item.deal) == base_key
     row = comparison_row(item.label, summarize(npv), headline(item.deal), float(npv["payments"].mean()), npv,
                          base_npv, paired, item.deal)
     row.pop("variant")

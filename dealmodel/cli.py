@@ -130,6 +130,13 @@ def _print_value_table(result) -> None:
             f"   expected launch {row['expected_launch_year']:.1f}" if math.isfinite(row["expected_launch_year"])
             else f"  {name:14} from {row['start_phase']:12} approved on {row['prob_approval']:6.1%} of the futures"
         )
+        stops = [f"before {k.removeprefix('prob_stopped_before_')} {v:.1%}" for k, v in row.items()
+                 if k.startswith("prob_stopped_before_") and v >= 0.0005]
+        if stops:
+            print(f"  {'':14} stopped at a gate: " + ", ".join(stops))
+    if deal.decision_rule != "none":
+        print(f"Gate decisions: {deal.decision_rule}, decided by the {deal.decisions.owner} "
+              "(dealmodel decisions FILE prices them against no decisions).")
 
 
 def cmd_value(args: argparse.Namespace) -> int:
@@ -242,6 +249,12 @@ def _report_comparison(args: argparse.Namespace, comparison, what: str) -> int:
     print("\nP5: the partner's NPV is below this in 5% of the futures; P(loss): share of futures with NPV < 0; "
           "risk share:\nslope of the partner's NPV on the program's (0 = none of its risk); diff and joint gain "
           "(sponsor's + partner's\nchange): against the baseline, ± two paired standard errors.")
+    decisions = comparison.decisions()
+    if decisions:
+        print("\nGate decisions (dealmodel decisions FILE for one structure in full):")
+        for name, report in decisions.items():
+            print(f"{name:{width}} value of flexibility {report.flexibility:+,.1f} ± {report.flexibility_se:,.1f}; "
+                  f"distortion {report.distortion:,.1f} ± {report.distortion_se:,.1f} of program value")
     if args.out:
         print(f"wrote {args.out}")
     return EXIT_OK
@@ -358,6 +371,25 @@ def cmd_negotiate(args: argparse.Namespace) -> int:
         print(result.summary())
         print(f"values are {'certainty equivalents' if args.measure == 'ce' else 'expected NPVs'} in $M; ± one "
               f"standard error on common paths ({args.paths:,} paths, seed {args.seed})")
+    return EXIT_OK
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from dealmodel.decisions import decision_report
+
+    deal = load_deal(args.file)
+    if args.out and not args.out.lower().endswith((".xlsx", ".json")):
+        raise ValueError(f"--out: a decision report is written as .xlsx or .json (got {args.out})")
+    report = decision_report(deal, paths=args.paths, seed=args.seed, rule=args.rule, owner=args.owner,
+                             threshold=args.threshold)
+    if args.out:
+        from dealmodel.export import write_decisions
+
+        write_decisions(report, args.out)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
     return EXIT_OK
 
 
@@ -562,6 +594,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH.xlsx", help="also write the zone, the splits and a chart to a workbook")
     _run_options(p, default_paths=20_000)
     p.set_defaults(func=cmd_negotiate)
+
+    p = sub.add_parser("decisions", help="go/no-go at the gates: the value of stopping candidates, and how the "
+                       "terms change who is stopped")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--rule", choices=["optimal", "threshold"], help="default: the deal's own, else optimal")
+    p.add_argument("--owner", choices=["sponsor", "partner", "program"],
+                   help="whose value decides (default: the deal's own, else the sponsor)")
+    p.add_argument("--threshold", type=float, metavar="PEAK_SALES",
+                   help="threshold rule: the least forecast peak sales ($M a year) at which a candidate goes on")
+    p.add_argument("--out", metavar="PATH", help="also write the report: .xlsx or .json")
+    _run_options(p, default_paths=20_000)
+    p.set_defaults(func=cmd_decisions)
 
     p = sub.add_parser("batch", help="value many deals, or a grid of terms, in parallel")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")

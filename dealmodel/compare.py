@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dealmodel import metrics
-from dealmodel.engine import program_key, simulate_many
+from dealmodel.engine import paths_key, simulate_many
 from dealmodel.limits import check_run
 from dealmodel.result import PARTIES, SimulationResult
 from dealmodel.schema import Deal
@@ -160,10 +160,10 @@ def compare_results(
     if any(r.paths != first.paths or r.seed != first.seed for r in results.values()):
         raise ValueError("results to compare need the same number of paths and the same seed")
     base_result = results[base]
-    base_key = program_key(base_result.deal)
+    base_key = paths_key(base_result.deal)
     rows = [
         comparison_row(name, r.summary(), r.headline, r.expected_pv_to_partner, r.npv, base_result.npv,
-                       program_key(r.deal) == base_key, r.deal)
+                       paths_key(r.deal) == base_key, r.deal)
         for name, r in results.items()
     ]
     table = pd.DataFrame(rows).set_index("variant")

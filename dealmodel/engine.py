@@ -194,6 +194,12 @@ def resolve_engine(engine: str | None) -> str:
     return engine
 
 
+def paths_key(deal: Deal) -> str:
+    """Everything a deal's random futures depend on: deals with equal keys see the same draws, so
+    their difference is paired, whatever their terms and gate decisions."""
+    return deal.model_dump_json(exclude={"name", "description", "terms", "decisions"})
+
+
 def program_key(deal: Deal) -> str:
     """Everything of a deal but its name and terms: deals with equal keys share program paths.
 

@@ -209,6 +209,8 @@ def write_workbook(
             _cash_flow_charts(wb, ws, per_year, currency or "deal currency")
         if comparison is not None:
             _frontier_sheet(wb, comparison, fmt, note)
+            if comparison.decisions():
+                _decisions_sheet(wb, comparison.decisions(), fmt, note)
             _sheet(wb, "Terms", terms_table(comparison), fmt, "Every term of every variant, as valued.", index=False)
             _sheet(wb, "Assumptions", assumptions_table(comparison), fmt, "Every program input of every variant, "
                    "as valued (after any program change): the mean, and the distribution as written.", index=False,
@@ -646,6 +648,81 @@ def write_negotiation(negotiation, path: str | os.PathLike[str]) -> Path:
             chart.set_y_axis({"name": f"{currency} millions"})
             chart.set_size({"width": 720, "height": 400})
             ws.insert_chart(len(zone) + len(splits) + 7, 0, chart)
+        _sheet(wb, "Inputs", inputs, fmt, "Everything needed to replay this run.", index=False)
+
+    _atomic_workbook(target, build)
+    return target
+
+
+def decisions_tables(reports: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decision reports as two tables: one row per structure (flexibility, distortion, values), and the
+    stopping probabilities per structure, candidate and gate."""
+    rows, stops = [], []
+    for name, r in reports.items():
+        v = r.values
+        rows.append({"structure": name, "rule": r.rule if r.rule == "optimal" else f"threshold {r.threshold:,.0f}",
+                     "decided by": r.owner, "value of flexibility": r.flexibility, "± SE": r.flexibility_se,
+                     "distortion": r.distortion, "± SE ": r.distortion_se,
+                     **{f"{p} eNPV, {row}": float(v.loc[row, p]) for p in ("sponsor", "partner", "program")
+                        for row in v.index}})
+        for (cand, gate), s in r.stops.iterrows():
+            stops.append({"structure": name, "candidate": cand, "gate": f"before {gate}",
+                          "stopped under the deal": float(s["under the deal"]),
+                          "stopped as the program would": float(s["as the program would"]),
+                          "change": float(s["change"])})
+    return pd.DataFrame(rows), pd.DataFrame(stops)
+
+
+_STOP_FORMATS = {"stopped under the deal": "percent", "stopped as the program would": "percent", "change": "percent"}
+
+
+def _decisions_sheet(wb, reports: dict, fmt: dict, note: str) -> None:
+    """What gate decisions are worth and how each structure's terms change them, with a chart of the stops."""
+    summary, stops = decisions_tables(reports)
+    ws = _sheet(wb, "Decisions", summary, fmt, note + " Value of flexibility: program eNPV with gate decisions less "
+                "without. Distortion: program eNPV if candidates were stopped where the two parties together "
+                "would stop them, less under the deal. Paired standard errors (docs/methodology.md).", index=False)
+    first = len(summary) + 4
+    ws.write_string(first - 1, 0, "Probability a candidate is stopped at a gate (for commercial reasons)", fmt["head"])
+    _block(ws, stops, fmt, first, formats=_STOP_FORMATS)
+    shown = [i for i in range(len(stops)) if stops["stopped under the deal"].iloc[i] > 0
+             or stops["stopped as the program would"].iloc[i] > 0]
+    if not shown:
+        return
+    label_col = len(stops.columns) + 1  # a label per row for the chart's categories
+    ws.write_string(first, label_col, "chart label", fmt["head"])
+    for i in range(len(stops)):
+        ws.write_string(first + 1 + i, label_col, str(safe_text(f"{stops['candidate'].iloc[i]} "
+                                                                 f"{stops['gate'].iloc[i]}")))
+    chart = wb.add_chart({"type": "bar"})
+    lo, hi = first + 1 + shown[0], first + 1 + shown[-1]
+    for c in (3, 4):
+        chart.add_series({"name": ["Decisions", first, c], "categories": ["Decisions", lo, label_col, hi, label_col],
+                          "values": ["Decisions", lo, c, hi, c]})
+    chart.set_title({"name": "Stopped at the gate: under the deal and as the program would"})
+    chart.set_x_axis({"num_format": "0%", "min": 0})
+    chart.set_y_axis({"reverse": True})
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 720, "height": max(320, 24 * (hi - lo + 1))})
+    ws.insert_chart(first + len(stops) + 3, 0, chart)
+
+
+def write_decisions(report, path: str | os.PathLike[str]) -> Path:
+    """One structure's decision report: ``.xlsx`` (the Decisions sheet and the inputs) or ``.json``."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".json":
+        atomic_write(target, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        return target
+    if suffix != ".xlsx":
+        raise ValueError(f"a decision report is written as .xlsx or .json (got {target.suffix!r})")
+    inputs = pd.DataFrame({"field": ["deal", "rule", "decided by", "threshold", "paths", "seed", "dealmodel version"],
+                           "value": [report.deal.name, report.rule, report.owner,
+                                     "" if report.threshold is None else f"{report.threshold:g}", str(report.paths),
+                                     str(report.seed), __version__]})
+
+    def build(wb, fmt) -> None:
+        _decisions_sheet(wb, {report.deal.name: report}, fmt, f"Money in {report.deal.currency} millions.")
         _sheet(wb, "Inputs", inputs, fmt, "Everything needed to replay this run.", index=False)
 
     _atomic_workbook(target, build)

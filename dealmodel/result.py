@@ -178,6 +178,7 @@ class SimulationResult:
                 name: {
                     "prob_approval": _clean(row["prob_approval"]),
                     "expected_launch_year": _clean(row["expected_launch_year"]),
+                    **{k: _clean(v) for k, v in row.items() if k.startswith("prob_stopped_before_")},
                 }
                 for name, row in self.candidates.items()
             },
