@@ -209,6 +209,9 @@ def handle_upload(upload) -> None:
 LEVERS = {"biomarker_selection": "Biomarker-selected trials", "ai_recruitment": "AI-driven recruitment",
           "qbd": "Quality by Design (QbD)"}
 AS_WRITTEN = "as in each deal"
+DECISION_LABELS = {AS_WRITTEN: "As in each deal", "none": "None: every candidate that passes goes on",
+                   "sponsor": "Sponsor stops what is not worth it to it", "partner": "Partner decides",
+                   "program": "Both together (the program's best)"}
 TIMING_LABELS = {AS_WRITTEN: "As in each deal", "exact": "Exact (continuous time)",
                  "end_of_year": "End of year (Excel NPV)", "mid_year": "Mid-year", "start_of_year": "Start of year"}
 
@@ -221,10 +224,12 @@ def program_changes() -> ProgramChanges:
     levers = {lever: ss[f"{lever}_mode"] == "on" for lever in LEVERS
               if ss.get(f"{lever}_mode", AS_WRITTEN) != AS_WRITTEN}
     timing = ss.get("timing_mode", AS_WRITTEN)
+    decisions = ss.get("decisions_mode", AS_WRITTEN)
     return ProgramChanges(peak_scale=ss.get("peak_scale", 1.0), prob_scale=ss.get("prob_scale", 1.0),
                           sponsor_rate_delta=ss.get("sponsor_rate_delta", 0.0),
                           partner_rate_delta=ss.get("partner_rate_delta", 0.0), rho_delta=ss.get("rho_delta", 0.0),
-                          timing=None if timing == AS_WRITTEN else timing, levers=levers)
+                          timing=None if timing == AS_WRITTEN else timing, levers=levers,
+                          decisions=None if decisions == AS_WRITTEN else decisions)
 
 
 def with_program(deal: dm.Deal) -> dm.Deal:
@@ -309,6 +314,10 @@ def sidebar() -> tuple[int, int]:
               help="Added to each structure's own ρ (kept within 0 to 0.95).")
     sb.selectbox("Discounting", list(TIMING_LABELS), format_func=TIMING_LABELS.get, key="timing_mode",
                  help="Exact continuous-time discounting, or a spreadsheet's period convention.")
+    sb.selectbox("Go/no-go at each phase gate", list(DECISION_LABELS), format_func=DECISION_LABELS.get,
+                 key="decisions_mode", help="Whether a candidate can be stopped at the start of a phase when its "
+                 "sales forecast makes going on worth less, to the deciding party under each structure's terms, than "
+                 "stopping. See the Decisions tab.")
     sb.subheader("Scenario levers (article figures)")
     for lever, label in LEVERS.items():
         sb.radio(label, [AS_WRITTEN, "on", "off"], horizontal=True, key=f"{lever}_mode")
@@ -361,6 +370,7 @@ def _restore_scenario(name: str) -> None:
     for k in _PROGRAM_WIDGETS:
         ss[k] = program[k]
     ss.timing_mode = sc.program.timing or AS_WRITTEN
+    ss.decisions_mode = sc.program.decisions or AS_WRITTEN
     for lever in LEVERS:
         ss[f"{lever}_mode"] = AS_WRITTEN if lever not in sc.program.levers else (
             "on" if sc.program.levers[lever] else "off")
@@ -553,7 +563,7 @@ def main() -> None:
                         "spread; see docs/methodology.md.")
 
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
-                    "Compare & solve", "Negotiate"])
+                    "Compare & solve", "Negotiate", "Decisions"])
     with tabs[0]:
         st.caption(f"Biobucks {money(result.biobucks)} · total contract value {money(result.total_contract_value)} · "
                    f"expected PV of every payment to the partner {money(result.expected_pv_to_partner)} "
@@ -608,6 +618,57 @@ def main() -> None:
         compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed)
     with tabs[6]:
         negotiation(deals, jsons, name, baseline, paths, seed)
+    with tabs[7]:
+        decisions_view(jsons[name], paths, seed, currency)
+
+
+DECISION_PATHS = 20_000
+
+
+@st.cache_data(max_entries=8, show_spinner="Valuing the decisions three ways…")
+def decision_report_cached(deal_json: str, paths: int, seed: int):
+    return dm.decision_report(dm.Deal.model_validate_json(deal_json), paths=paths, seed=seed)
+
+
+def decisions_view(deal_json: str, paths: int, seed: int, currency: str) -> None:
+    """Go/no-go at the gates for the selected structure: what stopping is worth, and what the terms change."""
+    deal = dm.Deal.model_validate_json(deal_json)
+    if deal.decision_rule == "none":
+        st.info("This structure runs every candidate that passes a phase. The analysis lets the sponsor stop a "
+                "candidate at a gate where its forecast makes going on worth less to it than stopping; to value "
+                "every structure that way, set **Go/no-go at each phase gate** in the sidebar.")
+    if not st.toggle("Analyse the gate decisions", key="decisions_on",
+                     help="Values this structure with no decisions, with its decisions and with the decisions both "
+                          "parties together would make, on the same futures. Takes a few seconds."):
+        return
+    n = min(paths, DECISION_PATHS)
+    report = decision_report_cached(deal_json, n, seed)
+    who = {"sponsor": "the sponsor", "partner": "the partner", "program": "both parties together"}[report.owner]
+    st.caption(f"Decided by {who} ({report.rule} rule), {n:,} futures, {currency} millions, ± one paired standard "
+               "error. The forecast of peak sales sharpens phase by phase (docs/methodology.md).")
+    a, b, c, d = st.columns(4)
+    a.metric("Value of flexibility", f"{report.flexibility:+,.1f} ± {report.flexibility_se:,.1f}",
+             help="Program eNPV with gate decisions less without: what being able to stop is worth.")
+    b.metric("Cost of the distortion", f"{report.distortion:,.1f} ± {report.distortion_se:,.1f}",
+             help="Program eNPV if candidates were stopped where both parties together would stop them, less "
+                  "under this deal: what the terms' pull on the decisions costs the program.")
+    v = report.values
+    for col, party in ((c, "sponsor"), (d, "partner")):
+        change = v.loc["decided under the deal", party] - v.loc["decided as the program would", party]
+        col.metric(f"{party.capitalize()} gains from its say", f"{change:+,.1f}",
+                   help=f"The {party}'s eNPV under the deal's decisions less under the program's best decisions.")
+    left, right = st.columns([3, 2])
+    frame = views.stops_frame(report)
+    if frame.empty:
+        left.markdown("No candidate is stopped at any gate: every continuation is worth it.")
+    else:
+        left.altair_chart(charts.stops_chart(frame), width="stretch")
+    right.markdown("**Expected NPV**, $M")
+    right.dataframe(v.style.format("{:,.1f}"), width="stretch")
+    moved = report.moved()
+    if report.owner != "program" and not moved.empty:
+        right.markdown("**The deal moves these decisions**")
+        right.dataframe(moved.style.format("{:.1%}"), width="stretch")
 
 
 NEGOTIATE_PATHS = 20_000

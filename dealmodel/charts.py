@@ -241,3 +241,20 @@ def overview_chart(frame: pd.DataFrame, order: list[str], selected: str | None =
     title = alt.TitleParams("Value to each side by structure", subtitle="common simulated futures; hover for "
                             "figures" + (f"; editing {selected}" if selected else ""))
     return (zero + ranges + means).properties(height=max(330, 66 * len(order)), title=title)
+
+
+def stops_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Probability each candidate is stopped at each gate, under the deal and as the program would.
+
+    ``frame``: :func:`dealmodel.views.stops_frame` (columns ``gate``, ``decided``, ``probability``).
+    """
+    order = list(dict.fromkeys(frame["gate"]))
+    return alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("gate:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        yOffset=alt.YOffset("decided:N"),
+        x=alt.X("probability:Q", axis=alt.Axis(format="%", title="share of futures stopped at the gate")),
+        color=alt.Color("decided:N", scale=alt.Scale(domain=["under the deal", "as the program would"],
+                                                     range=["#c55a11", "#1f4e79"]),
+                        legend=alt.Legend(orient="top", title=None)),
+        tooltip=["gate:N", "decided:N", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=max(160, 44 * len(order)), title="Stopped for commercial reasons, by gate")

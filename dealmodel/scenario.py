@@ -44,6 +44,9 @@ class ProgramChanges(BaseModel):
     timing: Timing | None = Field(None, description="a discounting convention for all; absent: each deal's own")
     levers: dict[Literal["biomarker_selection", "ai_recruitment", "qbd"], bool] = Field(
         default_factory=dict, description="levers switched on or off for all; absent: each deal's own")
+    decisions: Literal["none", "sponsor", "partner", "program"] | None = Field(
+        None, description="gate decisions for all: none, or the optimal rule decided by that party (program: both "
+        "together); absent: each deal's own")
 
     def apply(self, deal: Deal) -> Deal:
         """``deal`` under these changes (relative to its own inputs)."""
@@ -68,7 +71,13 @@ class ProgramChanges(BaseModel):
             changes[f"levers.{lever}.enabled"] = on
         if self.timing is not None:
             changes["timing"] = self.timing
-        return set_values(deal, changes) if changes else deal
+        deal = set_values(deal, changes) if changes else deal
+        if self.decisions is not None:
+            from dealmodel.decisions import _with
+
+            deal = _with(deal, rule="none") if self.decisions == "none" else _with(deal, rule="optimal",
+                                                                                     owner=self.decisions)
+        return deal
 
 
 class Structure(BaseModel):

@@ -176,3 +176,15 @@ def contribution_table(values: pd.DataFrame) -> pd.DataFrame:
         out[f"{party.capitalize()}, $M"] = [f"{m:,.1f} ± {s:,.1f}" for m, s in
                                             zip(values[party], values[f"{party}_se"], strict=True)]
     return out
+
+
+def stops_frame(report) -> pd.DataFrame:
+    """A decision report's stopping probabilities, long: ``gate`` ("ONC-101 before phase1"), ``decided``
+    (under the deal / as the program would), ``probability``; gates where nobody stops are left out."""
+    rows = []
+    for (cand, gate), row in report.stops.iterrows():
+        if row["under the deal"] == 0.0 and row["as the program would"] == 0.0:
+            continue
+        for decided in ("under the deal", "as the program would"):
+            rows.append({"gate": f"{cand} before {gate}", "decided": decided, "probability": float(row[decided])})
+    return pd.DataFrame(rows, columns=["gate", "decided", "probability"])

@@ -431,3 +431,28 @@ def test_a_solve_that_cannot_succeed_says_so_in_words(monkeypatch):
     assert not at.exception
     (said,) = [i.value for i in at.info if i.value.startswith("No first-tier royalty")]
     assert "always above it" in said and "cannot close the gap" in said
+
+
+def test_the_decisions_view_shows_the_report_of_the_python_api(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    assert not [m for m in at.metric if m.label == "Value of flexibility"]
+    at.toggle(key="decisions_on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    report = dm.decision_report(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0)
+    (flex,) = [m for m in at.metric if m.label == "Value of flexibility"]
+    assert flex.value == f"{report.flexibility:+,.1f} ± {report.flexibility_se:,.1f}"
+    (cost,) = [m for m in at.metric if m.label == "Cost of the distortion"]
+    assert cost.value == f"{report.distortion:,.1f} ± {report.distortion_se:,.1f}"
+    spec = next(s for s in _charts(at) if "Stopped for commercial reasons" in json.dumps(s.get("title", "")))
+    assert spec["encoding"]["x"]["axis"]["format"] == "%"
+
+
+def test_gate_decisions_for_every_structure_from_the_sidebar(monkeypatch):
+    at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    at.selectbox(key="decisions_mode").set_value("sponsor").run()
+    assert not at.exception, [e.value for e in at.exception]
+    data = dm.load_deal(REFERENCE["hybrid"]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    decided = dm.parse_deal(data | {"decisions": {"rule": "optimal", "owner": "sponsor"}})
+    result = dm.simulate(decided, paths=20_000, seed=0, keep_flows=False)
+    assert _metric(at, "Sponsor eNPV") == pytest.approx(result.npv["sponsor"].mean(), abs=0.051)
+    assert _metric(at, "Partner eNPV") == pytest.approx(result.npv["partner"].mean(), abs=0.051)

@@ -90,3 +90,17 @@ def test_edits_in_a_scenario_match_set_values():
     hybrid = dm.load_deal(REFERENCE["hybrid"])
     expected = set_values(sc.program.apply(hybrid), {"terms[4].amount": 120.0, "terms[7].tiers[0].rate": 0.03})
     assert sc.deals()["hybrid"] == expected
+
+
+def test_gate_decisions_travel_with_a_scenario(tmp_path):
+    sc = _scenario().model_copy(update={"program": ProgramChanges(decisions="partner")})
+    path = tmp_path / "s.yaml"
+    dm.save_scenario(sc, path)
+    back = dm.load_scenario(path, sc.name)
+    assert back.program.decisions == "partner"
+    for deal in back.deals().values():
+        assert (deal.decision_rule, deal.decisions.owner) == ("optimal", "partner")
+    none = _scenario().model_copy(update={"program": ProgramChanges(decisions="none")})
+    decided = dm.parse_deal(dm.load_deal(REFERENCE["hybrid"]).model_dump(mode="json", by_alias=True,
+                                                                        exclude_none=True) | {"decisions": "optimal"})
+    assert none.program.apply(decided).decisions is None
