@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import dealmodel as dm
 from dealmodel import kernel
-from dealmodel.engine import value_paths
-from dealmodel.program import BLOCK, simulate_program
+from dealmodel.engine import deal_program, value_paths
+from dealmodel.program import BLOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "sample_deals").glob("*.yaml"))
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not kernel.AVAILABLE, reason="numba is not insta
 
 def _kernel_values(deals: list[dm.Deal], seed: int, n: int, annual: bool = False):
     plan = kernel.Plan(deals)
-    program = simulate_program(deals[0], seed, 0, -(-n // BLOCK), n)
+    program = deal_program(deals[0], seed, 0, -(-n // BLOCK), n)  # with the gate decisions, if any
     H = deals[0].horizon_years
     npv = np.zeros((len(deals), 3, n))
     tpv = np.zeros((int(plan.offsets[-1]), n))
@@ -225,6 +225,12 @@ def deals(draw):
         "candidates": cands,
         "terms": draw(st.lists(term(names), min_size=1, max_size=6)),
     }
+    rule = draw(st.sampled_from(["none", "none", "threshold", "optimal"]))  # gate decisions, now and then
+    if rule == "threshold":
+        data["decisions"] = {"rule": rule, "threshold": draw(st.floats(0.0, 1500.0))}
+    elif rule == "optimal":
+        data["decisions"] = {"rule": rule, "owner": draw(st.sampled_from(["sponsor", "partner", "program"])),
+                             "fit_paths": 1024}
     try:
         return dm.parse_deal(data)
     except dm.DealError as exc:  # a combination the schema refuses: not a kernel case
