@@ -143,10 +143,10 @@ def _fit(deal: Deal, seed: int) -> Policy:
     disc = discount_table(deal)
     draws = escalation_draws(deal, seed, FIT_BLOCK, n)
     H = deal.horizon_years
-    who = PARTY_INDEX[spec.owner]
     gates = []
     for c, cp in enumerate(program.candidates):
-        def value(cand: CandidatePaths, c: int = c) -> np.ndarray:
+        who = PARTY_INDEX[spec.owners.get(cp.name, spec.owner)]
+        def value(cand: CandidatePaths, c: int = c, who: int = who) -> np.ndarray:
             others = program.candidates
             trial = dataclasses.replace(program, candidates=(*others[:c], cand, *others[c + 1:]))
             sales = [sales_by_launch_year(x, H) if i == c else None for i, x in enumerate(trial.candidates)]
@@ -174,9 +174,18 @@ def _fit(deal: Deal, seed: int) -> Policy:
     return Policy("optimal", None, tuple(gates))
 
 
+_WHO = {"sponsor": "the sponsor", "partner": "the partner", "program": "both parties together"}
+
+
+def _program_decides(deal: Deal) -> bool:
+    """Every gate decided by both parties together (or by a threshold): the terms do not move a decision."""
+    d = deal.decisions
+    return d.rule == "threshold" or (d.owner == "program" and set(d.owners.values()) <= {"program"})
+
+
 def policy_key(deal: Deal) -> str:
     """Everything a deal's decisions depend on: the program, and the terms unless the program decides."""
-    exclude = {"name", "description"} | ({"terms"} if deal.decisions.owner == "program" else set())
+    exclude = {"name", "description"} | ({"terms"} if _program_decides(deal) else set())
     return deal.model_dump_json(exclude=exclude)
 
 
@@ -280,7 +289,10 @@ class DecisionReport:
         return st[(st["change"].abs() > noise) & (st["change"].abs() > 0.0005)]
 
     def summary(self) -> str:
-        who = {"sponsor": "the sponsor", "partner": "the partner", "program": "both parties together"}[self.owner]
+        who = _WHO[self.owner]
+        others = self.deal.decisions.owners
+        if others:
+            who += " (" + ", ".join(f"{n}: {_WHO[o]}" for n, o in others.items()) + ")"
         cur = self.deal.currency
         rule = "optimal" if self.rule == "optimal" else f"threshold: forecast peak sales ≥ {self.threshold:,.0f}"
         lines = [f"Gate decisions ({rule}; decided by {who}); {self.paths:,} futures, seed {self.seed}; "
@@ -288,7 +300,7 @@ class DecisionReport:
                  f"  Value of flexibility to the program: {self.flexibility:+,.1f} ± {self.flexibility_se:,.1f} "
                  "(program eNPV with decisions less without)"]
         moved = self.moved()
-        if self.owner == "program" or moved.empty:
+        if _program_decides(self.deal) or moved.empty:
             lines.append("  The deal does not change which candidates are stopped.")
         else:
             lines.append(f"  The deal distorts decisions by {self.distortion:,.1f} ± {self.distortion_se:,.1f} of "
@@ -337,7 +349,7 @@ def decision_report(deal: Deal, paths: int = 20_000, seed: int = 0, rule: str | 
         raise ValueError(f"owner must be sponsor, partner or program (got {owner!r})")
     changes = {"rule": rule, "owner": owner} | ({"threshold": threshold} if threshold is not None else {})
     decided = _with(deal, **changes)
-    variants = [_with(deal, rule="none"), decided, _with(decided, owner="program")]
+    variants = [_with(deal, rule="none"), decided, _with(decided, owner="program", owners={})]
     results = simulate_many(variants, paths, seed, keep_flows=False, yearly_sample=0)
     parties = ("sponsor", "partner", "program")
     values = pd.DataFrame({p: [float(r.npv[p].mean()) for r in results] for p in parties}, index=list(ROWS))

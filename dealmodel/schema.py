@@ -569,6 +569,10 @@ class Decisions(_Model):
 
     rule: Literal["none", "threshold", "optimal"] = "optimal"
     owner: Literal["sponsor", "partner", "program"] = "sponsor"
+    owners: dict[str, Literal["sponsor", "partner", "program"]] = Field(
+        default_factory=dict, max_length=limits.MAX_CANDIDATES,
+        description="Per candidate, who decides where the contract gives another party the say (e.g. a partner "
+        "that funds a candidate's development); the others follow owner.")
     threshold: float | None = Field(None, ge=0.0, le=limits.MAX_MONEY,
                                     description="Threshold rule: the least forecast peak sales (millions a year) "
                                     "at which a candidate goes on.")
@@ -645,6 +649,10 @@ class Deal(_Model):
             if n in seen:
                 problems.add(f"candidates[{i}].name", f"duplicate candidate name {n!r}")
             seen.add(n)
+        for n in self.decisions.owners if self.decisions is not None else ():
+            if n not in names:
+                problems.add(f"decisions.owners.{n}", f"unknown candidate {n!r}{_did_you_mean(n, names)} "
+                             f"(candidates: {', '.join(names)})")
         platforms = {c.platform for c in self.candidates if c.platform is not None}
         for g in self.correlation.groups:
             if g not in platforms:

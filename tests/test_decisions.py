@@ -207,3 +207,21 @@ def test_the_report_of_a_deal_decided_by_the_program_shows_no_distortion():
     assert report.distortion == 0.0
     assert (report.stops["change"] == 0.0).all()
     assert "does not change which candidates are stopped" in report.summary()
+
+
+def test_a_candidate_the_partner_decides_on_follows_the_partners_value():
+    """The milestone case: the sponsor would stop the low-sales paths; the partner, paid the milestone, never does."""
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [150.0, HIGH], "probabilities": [0.5, 0.5]}
+    d = Disc(0.15, 30)
+    data = base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE})
+    worth = (_branch(data, 150.0, None, d) - _branch(data, 150.0, 0, d)) / 0.4
+    data["terms"] = [{"kind": "milestone", "event": "phase3_start", "amount": round(2 * worth / d.lump(3.25), 6)}]
+    sponsor = dm.simulate(dm.parse_deal(data), paths=20_000, seed=6, keep_flows=False)
+    data["decisions"]["owners"] = {"A": "partner"}
+    partner = dm.simulate(dm.parse_deal(data), paths=20_000, seed=6, keep_flows=False)
+    assert sponsor.candidates["A"]["prob_stopped_before_phase3"] > 0.18
+    assert partner.candidates["A"]["prob_stopped_before_phase3"] == 0.0
+    data["decisions"]["owners"] = {"B": "partner"}
+    with pytest.raises(dm.DealError, match=r"decisions.owners.B: unknown candidate 'B'"):
+        dm.parse_deal(data)

@@ -22,6 +22,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium")
 SIZES = [(1440, 900), (1280, 720)]
+TOGGLES = [("Analyse the gate decisions", "Value of flexibility"),
+           ("Show what each candidate is worth to each side", "Shared (program-level terms")]
 
 
 def _free_port() -> int:
@@ -65,6 +67,12 @@ def main(out: Path) -> None:
                         page.get_by_text("Nash: the largest product").or_(page.get_by_text("No terms in this range")) \
                             .first.wait_for(timeout=120_000)
                         page.wait_for_timeout(1500)
+                    for toggle, shown in TOGGLES:  # views that show their analysis on request
+                        switch = page.get_by_text(toggle)
+                        if switch.count() and switch.first.is_visible():
+                            switch.first.click()
+                            page.get_by_text(shown).first.wait_for(timeout=120_000)
+                            page.wait_for_timeout(1500)
                     panel = page.locator('[role="tabpanel"]:visible').first
                     panel.scroll_into_view_if_needed()
                     page.wait_for_timeout(300)
