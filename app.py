@@ -668,7 +668,7 @@ def decisions_view(deal_json: str, paths: int, seed: int, currency: str) -> None
     moved = report.moved()
     if report.owner != "program" and not moved.empty:
         right.markdown("**The deal moves these decisions**")
-        right.dataframe(moved.style.format("{:.1%}"), width="stretch")
+        right.dataframe(moved[["under the deal", "as the program would"]].style.format("{:.1%}"), width="stretch")
 
 
 NEGOTIATE_PATHS = 20_000

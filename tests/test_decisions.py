@@ -225,3 +225,14 @@ def test_a_candidate_the_partner_decides_on_follows_the_partners_value():
     data["decisions"]["owners"] = {"B": "partner"}
     with pytest.raises(dm.DealError, match=r"decisions.owners.B: unknown candidate 'B'"):
         dm.parse_deal(data)
+
+
+def test_the_decider_does_no_worse_with_its_own_rule_than_with_the_programs():
+    data = dm.load_deal(REFERENCE["hybrid"]).model_dump(mode="json", by_alias=True, exclude_none=True)
+    own = dm.parse_deal(data | {"decisions": {"rule": "optimal", "owner": "sponsor"}})
+    programs = dm.parse_deal(data | {"decisions": {"rule": "optimal", "owner": "program"}})
+    a, b = dm.simulate_many([own, programs], paths=40_000, seed=0, keep_flows=False, yearly_sample=0)
+    diff = a.npv["sponsor"] - b.npv["sponsor"]
+    assert diff.mean() > -3 * diff.std() / np.sqrt(diff.size)
+    program = b.npv["program"] - a.npv["program"]  # and the program does best with its own
+    assert program.mean() > -3 * program.std() / np.sqrt(program.size)

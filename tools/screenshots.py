@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium")
 SIZES = [(1440, 900), (1280, 720)]
 TOGGLES = [("Analyse the gate decisions", "Value of flexibility"),
-           ("Show what each candidate is worth to each side", "Shared (program-level terms")]
+           ("Show what each candidate is worth to each side", "over the first")]
 
 
 def _free_port() -> int:
