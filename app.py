@@ -571,7 +571,7 @@ def main() -> None:
         st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
         payments = pd.Series({k.replace("_", " "): v for k, v in result.payments_by_kind().items()},
                              name="expected PV to partner, $M").rename_axis("term kind")
-        st.dataframe(payments.to_frame().style.format("{:,.1f}"))
+        st.dataframe(payments.to_frame().style.format("{:,.1f}"), width="content")
         st.markdown("**Candidates**: how far each gets on the simulated futures")
         st.dataframe(views.candidate_table(result), width="content")
         if st.toggle("Show what each candidate is worth to each side", key="by_candidate",

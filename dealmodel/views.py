@@ -154,17 +154,22 @@ def exceedance_at(values: dict[str, np.ndarray], x: float) -> pd.Series:
 
 
 def candidate_table(result: SimulationResult) -> pd.DataFrame:
-    """Per candidate: where it starts, the share of paths reaching each phase, approval and the
-    expected launch year (over the paths where it is approved), as plain labelled figures."""
+    """Per candidate: where it starts, the share of paths reaching each phase after preclinical, the
+    share stopped at a gate (with gate decisions), approval and the expected launch year (over the
+    paths where it is approved), as plain labelled figures."""
     rows = {}
     for name, c in result.candidates.items():
         row = {"starts in": c["start_phase"].replace("_", " ")}
         for key, value in c.items():
-            if key.startswith("prob_reach_"):
-                row[f"reaches {key.removeprefix('prob_reach_')}"] = f"{value:.1%}"
+            phase = key.removeprefix("prob_reach_")
+            if key.startswith("prob_reach_") and phase != "preclinical":  # a start phase is reached on every path
+                row[f"reaches {phase}"] = f"{value:.1%}"
+        stops = [v for k, v in c.items() if k.startswith("prob_stopped_before_")]
+        if stops:  # gate decisions: stopped for commercial reasons, at any gate
+            row["stopped at a gate"] = f"{sum(stops):.1%}"
         row["approved"] = f"{c['prob_approval']:.1%}"
         launch = c["expected_launch_year"]
-        row["expected launch (if approved)"] = "—" if launch != launch else f"{launch:.1f}"
+        row["launch (if approved)"] = "—" if launch != launch else f"{launch:.1f}"
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("candidate").fillna("—")
 

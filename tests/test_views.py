@@ -9,7 +9,7 @@ import pytest
 
 import dealmodel as dm
 from dealmodel import views
-from tests.conftest import REFERENCE
+from tests.conftest import REFERENCE, ROOT
 
 
 def test_percentiles_mean_sd_and_standard_error_by_hand():
@@ -36,7 +36,14 @@ def test_the_candidate_table_reads_the_simulation_counts():
     assert list(table.index) == list(result.candidates)
     for name, c in result.candidates.items():
         assert table.loc[name, "approved"] == f"{c['prob_approval']:.1%}"
-        assert table.loc[name, "expected launch (if approved)"] == f"{c['expected_launch_year']:.1f}"
+        assert table.loc[name, "launch (if approved)"] == f"{c['expected_launch_year']:.1f}"
+    assert "stopped at a gate" not in table.columns
+    decided = dm.load_deal(ROOT / "examples" / "hybrid_with_gate_decisions.yaml")
+    result = dm.simulate(decided, paths=3000, seed=2, keep_flows=False)
+    c = result.candidates["ONC-202"]
+    stopped = c["prob_stopped_before_phase2"] + c["prob_stopped_before_phase3"] + c["prob_stopped_before_filing"]
+    assert stopped > 0.05
+    assert views.candidate_table(result).loc["ONC-202", "stopped at a gate"] == f"{stopped:.1%}"
 
 
 def test_short_names_drop_only_a_shared_prefix_at_a_separator():
