@@ -655,20 +655,26 @@ def decisions_view(deal_json: str, paths: int, seed: int, currency: str) -> None
     v = report.values
     for col, party in ((c, "sponsor"), (d, "partner")):
         change = v.loc["decided under the deal", party] - v.loc["decided as the program would", party]
-        col.metric(f"{party.capitalize()} gains from its say", f"{change:+,.1f}",
-                   help=f"The {party}'s eNPV under the deal's decisions less under the program's best decisions.")
-    left, right = st.columns([3, 2])
+        col.metric(f"{party.capitalize()} eNPV change", f"{change:+,.1f}",
+                   help=f"The {party}'s eNPV with the candidates stopped as decided under this deal, less with them "
+                        "stopped where both parties together would stop them (the same terms).")
+    left, right = st.columns(2)
     frame = views.stops_frame(report)
     if frame.empty:
         left.markdown("No candidate is stopped at any gate: every continuation is worth it.")
     else:
         left.altair_chart(charts.stops_chart(frame), width="stretch")
     right.markdown("**Expected NPV**, $M")
-    right.dataframe(v.style.format("{:,.1f}"), width="stretch")
+    right.dataframe(v.rename(index={"decided under the deal": "decided under this deal",
+                                    "decided as the program would": "as both together would"})
+                    .style.format("{:,.1f}"), width="stretch")
     moved = report.moved()
     if report.owner != "program" and not moved.empty:
-        right.markdown("**The deal moves these decisions**")
-        right.dataframe(moved[["under the deal", "as the program would"]].style.format("{:.1%}"), width="stretch")
+        right.markdown("**The deal moves these decisions** (share of futures stopped)")
+        table = moved[["under the deal", "as the program would"]].rename(
+            columns={"as the program would": "both together"})
+        table.index = [f"{cand} before {gate}" for cand, gate in moved.index]
+        right.dataframe(table.style.format("{:.1%}"), width="stretch")
 
 
 NEGOTIATE_PATHS = 20_000

@@ -257,4 +257,4 @@ def stops_chart(frame: pd.DataFrame) -> alt.Chart:
                                                      range=["#c55a11", "#1f4e79"]),
                         legend=alt.Legend(orient="top", title=None)),
         tooltip=["gate:N", "decided:N", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=max(160, 44 * len(order)), title="Stopped for commercial reasons, by gate")
+    ).properties(height=120 + 56 * len(order), title="Stopped for commercial reasons, by gate")  # legend, axis, title included
