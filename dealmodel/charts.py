@@ -257,4 +257,5 @@ def stops_chart(frame: pd.DataFrame) -> alt.Chart:
                                                      range=["#c55a11", "#1f4e79"]),
                         legend=alt.Legend(orient="top", title=None)),
         tooltip=["gate:N", "decided:N", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=120 + 56 * len(order), title="Stopped for commercial reasons, by gate")  # legend, axis, title included
+    ).properties(height=120 + 56 * len(order),  # the legend, axis and title are inside the height
+                 title="Stopped for commercial reasons, by gate")
