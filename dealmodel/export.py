@@ -683,27 +683,33 @@ def _decisions_sheet(wb, reports: dict, fmt: dict, note: str) -> None:
                 "without. Distortion: program eNPV if candidates were stopped where the two parties together "
                 "would stop them, less under the deal. Paired standard errors (docs/methodology.md).", index=False)
     first = len(summary) + 4
-    ws.write_string(first - 1, 0, "Probability a candidate is stopped at a gate (for commercial reasons)", fmt["head"])
+    ws.write_string(first - 1, 0, "Probability a candidate is stopped at a gate (for commercial reasons)",
+                    fmt["note"])
     _block(ws, stops, fmt, first, formats=_STOP_FORMATS)
-    shown = [i for i in range(len(stops)) if stops["stopped under the deal"].iloc[i] > 0
-             or stops["stopped as the program would"].iloc[i] > 0]
-    if not shown:
+    shown = stops[(stops["stopped under the deal"] >= 0.0005) | (stops["stopped as the program would"] >= 0.0005)]
+    if shown.empty:
         return
-    label_col = len(stops.columns) + 1  # a label per row for the chart's categories
-    ws.write_string(first, label_col, "chart label", fmt["head"])
-    for i in range(len(stops)):
-        ws.write_string(first + 1 + i, label_col, str(safe_text(f"{stops['candidate'].iloc[i]} "
-                                                                 f"{stops['gate'].iloc[i]}")))
+    # the chart's own small table, beside the stops: the gates where someone stops
+    c0 = len(stops.columns) + 1
+    multi = stops["structure"].nunique() > 1
+    for c, head in enumerate(("gate (chart)", "under the deal", "as the program would")):
+        ws.write_string(first, c0 + c, head, fmt["head"])
+    for r, row in enumerate(shown.itertuples(index=False)):
+        label = (f"{row.structure}: " if multi else "") + f"{row.candidate} {row.gate}"
+        ws.write_string(first + 1 + r, c0, str(safe_text(label)))
+        ws.write_number(first + 1 + r, c0 + 1, row[3], fmt["percent"])
+        ws.write_number(first + 1 + r, c0 + 2, row[4], fmt["percent"])
+    ws.set_column(c0, c0, 28)
     chart = wb.add_chart({"type": "bar"})
-    lo, hi = first + 1 + shown[0], first + 1 + shown[-1]
-    for c in (3, 4):
-        chart.add_series({"name": ["Decisions", first, c], "categories": ["Decisions", lo, label_col, hi, label_col],
-                          "values": ["Decisions", lo, c, hi, c]})
-    chart.set_title({"name": "Stopped at the gate: under the deal and as the program would"})
+    lo, hi = first + 1, first + len(shown)
+    for c in (1, 2):
+        chart.add_series({"name": ["Decisions", first, c0 + c], "categories": ["Decisions", lo, c0, hi, c0],
+                          "values": ["Decisions", lo, c0 + c, hi, c0 + c]})
+    chart.set_title({"name": "Share of futures stopped at each gate"})
     chart.set_x_axis({"num_format": "0%", "min": 0})
     chart.set_y_axis({"reverse": True})
     chart.set_legend({"position": "bottom"})
-    chart.set_size({"width": 720, "height": max(320, 24 * (hi - lo + 1))})
+    chart.set_size({"width": 640, "height": 120 + 36 * len(shown)})
     ws.insert_chart(first + len(stops) + 3, 0, chart)
 
 
