@@ -507,6 +507,23 @@ def _cash_flow_charts(wb, ws, per_year: pd.DataFrame, currency: str) -> None:
         chart.set_legend({"position": "bottom"})
         chart.set_size({"width": 720, "height": 380})
         ws.insert_chart(at, len(cols) + 1, chart)
+        # the fan of the first structure: its mean with the P10 and P90 of each year across the futures
+        first_variant = per_year["variant"].iloc[0]
+        rows = per_year.index[(per_year["variant"] == first_variant) & (per_year["party"] == party)]
+        if len(rows):
+            first, last = int(rows[0]) + 2, int(rows[-1]) + 2
+            fan = wb.add_chart({"type": "line"})
+            for column, line in (("p90", {"color": "#9DC3E6", "dash_type": "dash"}), ("mean", {"color": "#1F4E79"}),
+                                 ("p10", {"color": "#9DC3E6", "dash_type": "dash"})):
+                c = cols.index(column)
+                fan.add_series({"name": [ws.name, 1, c], "categories": [ws.name, first, year_col, last, year_col],
+                                "values": [ws.name, first, c, last, c], "line": line})
+            fan.set_title({"name": [ws.name, first, cols.index("variant")]})  # the structure's name, from its cell
+            fan.set_x_axis({"name": f"year ({party}: mean and P10-P90 across the futures)", "num_format": "0"})
+            fan.set_y_axis({"name": f"{currency} millions", "num_format": "#,##0"})
+            fan.set_legend({"position": "bottom"})
+            fan.set_size({"width": 720, "height": 380})
+            ws.insert_chart(at, len(cols) + 13, fan)
         at += 21
 
 

@@ -144,3 +144,22 @@ def test_the_key_figures_and_the_main_chart_are_on_the_first_screen(server):
                 page.close()
         finally:
             browser.close()
+
+
+def test_every_view_renders_at_both_sizes_and_is_kept_as_an_artefact():
+    """tools/screenshots.py in CI: every tab (the on-request analyses opened) at 1440x900 and 1280x720,
+    saved under artifacts/screens for a person to look at, with no view showing an error."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import screenshots
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    out = ARTIFACTS / "screens"
+    problems = screenshots.main(out)
+    assert problems == []
+    tabs = ["value-bridge", "distributions", "risk-vs-return", "cash-flow", "sensitivity", "compare-and-solve",
+            "negotiate", "decisions"]
+    for width, height in screenshots.SIZES:
+        assert (out / f"{width}x{height}-first-screen.png").stat().st_size > 50_000
+        for i, tab in enumerate(tabs):
+            assert (out / f"{width}x{height}-{i + 1}-{tab}.png").stat().st_size > 30_000, tab

@@ -95,8 +95,8 @@ def test_workbook_has_native_charts(tmp_path, comparison):
     with ZipFile(path) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
     # the summary's bars, a bridge per structure, both sides' NPV distributions and exceedance, cash flow
-    # per year, the frontier
-    assert len(charts) == 8 + len(comparison.results)
+    # per year and its fan for each side, the frontier
+    assert len(charts) == 10 + len(comparison.results)
     assert len(wb["Value bridge"]._charts) == len(comparison.results)
     ws = wb["NPV distribution"]
     head = [c.value for c in ws[3]]
@@ -104,7 +104,15 @@ def test_workbook_has_native_charts(tmp_path, comparison):
     edge, above = ws.cell(4, c0 + 1).value, ws.cell(4, c0 + 2).value
     npv = next(iter(comparison.results.values())).npv["partner"]
     assert above == pytest.approx((npv > edge).mean()) and ws.cell(4, c0 + 2).number_format == "0.0%"
-    assert len(wb["Cash flow per year"]._charts) == 2
+    yearly = wb["Cash flow per year"]
+    assert len(yearly._charts) == 4
+    head = [c.value for c in yearly[2]]
+    for chart in yearly._charts[1::2]:  # each side's fan: the first structure's P90, mean and P10 columns
+        refs = [s.val.numRef.f.split("!")[1].replace("$", "") for s in chart.series]
+        assert [head[openpyxl.utils.column_index_from_string(r.split(":")[0].rstrip("0123456789")) - 1]
+                for r in refs] == ["p90", "mean", "p10"]
+        first_row = int(refs[0].split(":")[0].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        assert yearly.cell(first_row, head.index("variant") + 1).value == safe_text(next(iter(comparison.results)))
     assert wb["NPV distribution"]["B3"].value == safe_text("Reference program — fee-for-service")
 
 

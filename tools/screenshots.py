@@ -32,8 +32,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def main(out: Path) -> None:
+def main(out: Path) -> list[str]:
+    """Shoot every view into ``out``; returns the problems seen (a view showing an error box)."""
     out.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
     port = _free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     server = subprocess.Popen(
@@ -77,6 +79,9 @@ def main(out: Path) -> None:
                     panel.scroll_into_view_if_needed()
                     page.wait_for_timeout(300)
                     page.screenshot(path=out / f"{width}x{height}-{i + 1}-{name}.png")  # what the user sees there
+                    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+                    if errors.count():
+                        problems.append(f"{width}x{height} {name}: {errors.first.inner_text()[:200]}")
                     if run.count() and run.first.is_visible():  # and over two terms: the region
                         second = page.get_by_role("combobox", name=re.compile("Second term")).first
                         second.evaluate("e => e.scrollIntoView({block: 'center'})")  # out from under the header
@@ -97,6 +102,9 @@ def main(out: Path) -> None:
         server.terminate()
         server.wait(timeout=10)
     print(f"screenshots in {out}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    return problems
 
 
 if __name__ == "__main__":
