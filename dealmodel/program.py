@@ -98,25 +98,41 @@ def _n_slots(candidate: Candidate) -> int:
     return 4 * len(candidate.remaining_phases()) + len(_COMMERCIAL_SLOTS) + 1
 
 
-def draw_blocks(deal: Deal, seed: int, first_block: int, n_blocks: int):
-    """Latent normals ``(n, C, 5)`` and per-candidate uniforms ``[(slots, n)]`` for whole blocks."""
+class Latents:
+    """The copula's latent normals of whole blocks, computed per candidate and phase when asked.
+
+    ``z(c, k) = sqrt(rho) F[group(c), k] + sqrt(1 - rho) e[c, k]``: the same arithmetic, element by
+    element, as forming the whole ``(n, C, 5)`` array, without the phases no candidate has left.
+    """
+
+    def __init__(self, factor: np.ndarray, own: np.ndarray, group_of: list[int], rhos: list[float]):
+        self.factor, self.own, self.group_of = factor, own, group_of
+        sq = np.sqrt(np.asarray(rhos))
+        self.a, self.b = sq, np.sqrt(1.0 - sq**2)
+
+    def z(self, c: int, k: int, n: int) -> np.ndarray:
+        g = self.group_of[c]
+        return self.a[g] * self.factor[:n, g, k] + self.b[g] * self.own[:n, c, k]
+
+
+def draw_blocks(deal: Deal, seed: int, first_block: int, n_blocks: int) -> tuple[Latents, list[np.ndarray]]:
+    """The copula's latent normals (:class:`Latents`) and per-candidate uniforms ``[(slots, n)]`` for whole blocks."""
     group_of, rhos = _groups(deal)
     n_groups = len(rhos)
     C = len(deal.candidates)
-    latents, uniforms = [], [[] for _ in range(C)]
-    for b in range(first_block, first_block + n_blocks):
+    N = n_blocks * BLOCK
+    factor = np.empty((N, n_groups, len(PHASES)))
+    own = np.empty((N, C, len(PHASES)))
+    uniforms = [np.empty((_n_slots(cand), N)) for cand in deal.candidates]
+    for i, b in enumerate(range(first_block, first_block + n_blocks)):
+        rows = slice(i * BLOCK, (i + 1) * BLOCK)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(b, 0))))
-        factor = rng.standard_normal((BLOCK, n_groups, len(PHASES)))
-        own = rng.standard_normal((BLOCK, C, len(PHASES)))
-        latents.append((factor, own))
-        for c, cand in enumerate(deal.candidates):
+        rng.standard_normal(out=factor[rows])  # the same numbers as drawing each shape in turn
+        rng.standard_normal(out=own[rows])
+        for c in range(C):
             rc = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(b, c + 1))))
-            uniforms[c].append(rc.random((_n_slots(cand), BLOCK)))
-    factor = np.concatenate([f for f, _ in latents])
-    own = np.concatenate([o for _, o in latents])
-    sq = np.sqrt(np.asarray(rhos))
-    z = sq[group_of][None, :, None] * factor[:, group_of, :] + np.sqrt(1.0 - sq**2)[group_of][None, :, None] * own
-    return z, [np.concatenate(u, axis=1) for u in uniforms]
+            uniforms[c][:, rows] = rc.random((uniforms[c].shape[0], BLOCK))
+    return Latents(factor, own, group_of, rhos), uniforms
 
 
 # --------------------------------------------------------------------------- the simulation
@@ -143,10 +159,9 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
 
     ``n`` keeps only the first ``n`` of those paths (for a final partial block).
     """
-    z, uniforms = draw_blocks(deal, seed, first_block, n_blocks)
+    latents, uniforms = draw_blocks(deal, seed, first_block, n_blocks)
     total = n_blocks * BLOCK
     n = total if n is None else n
-    z = z[:n]
     levers = deal.levers
     out = []
     for c, cand in enumerate(deal.candidates):
@@ -166,7 +181,7 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
             p = _sample(spec.success_probability, u[next(slot)])
             if levers.biomarker_selection.enabled and cand.biomarker_selected and phase == "phase3":
                 p = np.minimum(1.0, np.multiply(p, 1.0 + levers.biomarker_selection.phase3_success_uplift))
-            success[:, k] = z[:, c, PHASES.index(phase)] < special.ndtri(p)
+            success[:, k] = latents.z(c, PHASES.index(phase), n) < special.ndtri(p)
         com = cand.commercial
         commercial = {name: _sample(getattr(com, name), u[next(slot)]) for name in _COMMERCIAL_SLOTS}
         failure = _sample(cand.batch_failure_rate, u[next(slot)])
@@ -174,12 +189,17 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
             failure = np.multiply(failure, 1.0 - levers.qbd.batch_failure_reduction)
         full = np.ones(n)
         remake = full / (1.0 - np.asarray(failure, dtype=float))
-        end = np.cumsum(durations, axis=1)
-        start = np.concatenate([np.zeros((n, 1)), end[:, :-1]], axis=1)
-        ok_so_far = np.cumprod(success, axis=1)
+        # the phases' chain, a column at a time (as cumsum / cumprod along a row, in the same order)
+        bounds = np.empty((n, K + 1))
+        bounds[:, 0] = 0.0
+        succeeded = np.empty((n, K), dtype=bool)
         reached = np.ones((n, K), dtype=bool)
-        reached[:, 1:] = ok_so_far[:, :-1]
-        succeeded = ok_so_far.astype(bool)
+        for k in range(K):
+            bounds[:, k + 1] = bounds[:, k] + durations[:, k]
+            succeeded[:, k] = success[:, k] if k == 0 else succeeded[:, k - 1] & success[:, k]
+            if k:
+                reached[:, k] = succeeded[:, k - 1]
+        start, end = bounds[:, :-1], bounds[:, 1:]
         approved = succeeded[:, -1]
         launch = np.where(approved, end[:, -1], np.inf)
         out.append(
@@ -188,7 +208,7 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
                 phases=tuple(p for p, _ in remaining),
                 start=start,
                 end=end,
-                bounds=np.concatenate([start[:, :1], end], axis=1),
+                bounds=bounds,
                 reached=reached,
                 succeeded=succeeded,
                 sponsor_cost=s_cost,

@@ -361,7 +361,8 @@ def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepp
                     r = r * scale
                 if cap is not None:
                     room = np.maximum(cap - paid, 0.0)
-                    amount = r * (stop - start)
+                    with np.errstate(invalid="ignore"):  # a crossing beyond any horizon pays nothing here
+                        amount = np.where(np.isfinite(start), r * (stop - start), 0.0)
                     over = moving & (amount > room)
                     with np.errstate(over="ignore"):  # a tiny rate: the cap is never reached in this piece
                         stop = np.where(over, start + room / np.where(r > 0, r, 1.0), stop)
