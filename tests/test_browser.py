@@ -163,3 +163,18 @@ def test_every_view_renders_at_both_sizes_and_is_kept_as_an_artefact():
         assert (out / f"{width}x{height}-first-screen.png").stat().st_size > 50_000
         for i, tab in enumerate(tabs):
             assert (out / f"{width}x{height}-{i + 1}-{tab}.png").stat().st_size > 30_000, tab
+
+
+def test_three_people_at_once_get_through_a_visit_without_errors():
+    """The load benchmark's short version (benchmarks/bench_load.py): three sessions at once open the app,
+    move a term slider, switch tabs and download the workbook, on one server."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_load
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    (row,) = bench_load.load([3])
+    assert row["errors"] == []
+    assert {action: len(times) for action, times in row["times"].items()} == {
+        "open": 3, "slider": 3, "tab": 3, "download": 3}
+    assert 0 < row["peak_mb"] < 2_048

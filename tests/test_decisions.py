@@ -236,3 +236,42 @@ def test_the_decider_does_no_worse_with_its_own_rule_than_with_the_programs():
     assert diff.mean() > -3 * diff.std() / np.sqrt(diff.size)
     program = b.npv["program"] - a.npv["program"]  # and the program does best with its own
     assert program.mean() > -3 * program.std() / np.sqrt(program.size)
+
+
+def _report(stops: list[tuple[str, str, float, float]], owner: str = "sponsor") -> dm.DecisionReport:
+    import pandas as pd
+
+    from dealmodel.decisions import ROWS
+
+    deal = dm.parse_deal(base_deal(decisions={"rule": "optimal", "owner": owner}))
+    frame = pd.DataFrame([(c, g, p, q, p - q) for c, g, p, q in stops],
+                         columns=["candidate", "gate", "under the deal", "as the program would", "change"])
+    values = pd.DataFrame({"sponsor": [1.0, 2.0, 3.0], "partner": [4.0, 5.0, 6.0], "program": [5.0, 7.5, 9.25]},
+                          index=list(ROWS))
+    return dm.DecisionReport(deal=deal, paths=10_000, seed=3, rule="optimal", owner=owner, threshold=None,
+                             values=values, values_se=values * 0.0, stops=frame.set_index(["candidate", "gate"]),
+                             flexibility=2.5, flexibility_se=0.25, distortion=1.75, distortion_se=0.5)
+
+
+def test_a_moved_decision_is_one_beyond_two_standard_errors_of_both_proportions():
+    # 10,000 futures: p = 0.5 against q = 0.485 differs by 0.015 > 2 sqrt((0.25 + 0.2498) / 10,000) = 0.0141;
+    # 0.10 against 0.095 by 0.005 < 0.0081; 0.0004 against 0 is below the 0.05% floor
+    report = _report([("A", "phase2", 0.5, 0.485), ("A", "phase3", 0.10, 0.095), ("B", "phase3", 0.0004, 0.0)])
+    assert list(report.moved().index) == [("A", "phase2")]
+
+
+def test_the_summary_says_it_in_words():
+    text = _report([("A", "phase2", 0.5, 0.3)]).summary()
+    assert text.splitlines() == [
+        "Gate decisions (optimal; decided by the sponsor); 10,000 futures, seed 3; USD millions, ± one standard "
+        "error on the same futures",
+        "  Value of flexibility to the program: +2.5 ± 0.2 (program eNPV with decisions less without)",
+        "  The deal distorts decisions by 1.8 ± 0.5 of program value (against stopping where the two parties "
+        "together would):",
+        "    A before phase2: stopped in 50.0% of futures (the program would: 30.0%)",
+        "  expected NPV      no decisions  under the deal  as program would",
+        "  sponsor                    1.0             2.0               3.0",
+        "  partner                    4.0             5.0               6.0",
+        "  program                    5.0             7.5               9.2",
+    ]
+    assert "does not change which candidates" in _report([("A", "phase2", 0.5, 0.3)], owner="program").summary()
