@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +25,7 @@ from dealmodel.export import csv_text
 from dealmodel.io import file_stem, parse_text
 from dealmodel.negotiate import comparison_frontier
 from dealmodel.scenario import ProgramChanges, Scenario, Structure, parse_scenarios, scenarios_text
+from dealmodel.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent
 REFERENCE_FILES = [ROOT / "sample_deals" / f"reference_{k}.yaml"
@@ -50,52 +49,25 @@ REFERENCE_NAMES = _reference_names()
 # --------------------------------------------------------------------------- cached model calls
 
 
-class ResultStore:
-    """Results by (deal, paths, seed), shared by every session, the least recently used dropped first.
-
-    Structures not yet valued are valued together (``dm.simulate_many``): those that share a
-    program (every structure after a program slider moves) share one simulation of it.
-    """
-
-    def __init__(self, max_entries: int):
-        self.max_entries = max_entries
-        self._items: OrderedDict[tuple[str, int, int], dm.SimulationResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_many(self, deal_jsons: list[str], paths: int, seed: int) -> list[dm.SimulationResult]:
-        with self._lock:
-            found = {js: self._items[(js, paths, seed)] for js in deal_jsons if (js, paths, seed) in self._items}
-            for js in found:
-                self._items.move_to_end((js, paths, seed))
-        missing = [js for js in dict.fromkeys(deal_jsons) if js not in found]
-        if missing:
-            # NPVs and the yearly flows of a fixed 20,000-path subsample: a 100k-path state stays small
-            valued = dm.simulate_many([dm.Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed,
-                                      keep_flows=False)
-            with self._lock:
-                for js, result in zip(missing, valued, strict=True):
-                    found[js] = result
-                    self._items[(js, paths, seed)] = result
-                while len(self._items) > self.max_entries:
-                    self._items.popitem(last=False)
-        return [found[js] for js in deal_jsons]
-
-
 @st.cache_resource(show_spinner=False)
 def result_store() -> ResultStore:
-    return ResultStore(max_entries=24)
+    """One store for every session (docs/serving.md: about 12 MB a result)."""
+    return ResultStore(max_entries=RESULTS_KEPT, ttl=3600.0)
+
+
+RESULTS_KEPT = 24
 
 
 def simulate_cached(deal_json: str, paths: int, seed: int) -> dm.SimulationResult:
     return result_store().get_many([deal_json], paths, seed)[0]
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the sensitivity…")
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Running the sensitivity…")
 def tornado_cached(deal_json: str, party: str, paths: int, seed: int) -> pd.DataFrame:
     return dm.tornado(dm.Deal.model_validate_json(deal_json), party=party, paths=paths, seed=seed)
 
 
-@st.cache_data(max_entries=16, show_spinner="Solving…")
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Solving…")
 def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, seed: int) -> dict:
     deal, target = dm.Deal.model_validate_json(deal_json), dm.Deal.model_validate_json(target_json)
     try:
@@ -105,7 +77,7 @@ def solve_cached(deal_json: str, parameter: str, target_json: str, paths: int, s
                 "target": exc.target}
 
 
-@st.cache_data(max_entries=16, show_spinner="Finding the zone of agreement…")
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Finding the zone of agreement…")
 def negotiate_cached(deal_json: str, parameters: tuple[str, ...], ranges: tuple[tuple[float, float], ...],
                      walk_json: str, measure: str, paths: int, seed: int) -> dict:
     deal, walk = dm.Deal.model_validate_json(deal_json), dm.Deal.model_validate_json(walk_json)
@@ -113,7 +85,7 @@ def negotiate_cached(deal_json: str, parameters: tuple[str, ...], ranges: tuple[
     return {**result.to_dict(), "table": result.table, "curves": result.curves, "summary": result.summary()}
 
 
-@st.cache_data(max_entries=16, show_spinner="Splitting the value by candidate…")
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Splitting the value by candidate…")
 def candidate_values_cached(deal_json: str, paths: int, seed: int) -> pd.DataFrame:
     return dm.candidate_values(dm.Deal.model_validate_json(deal_json), paths=min(paths, CANDIDATE_PATHS), seed=seed)
 
@@ -121,7 +93,7 @@ def candidate_values_cached(deal_json: str, paths: int, seed: int) -> pd.DataFra
 CANDIDATE_PATHS = 20_000
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
 def workbook_bytes(deal_jsons: tuple[tuple[str, str], ...], baseline: str, paths: int, seed: int) -> bytes:
     results = {name: simulate_cached(js, paths, seed) for name, js in deal_jsons}
     with tempfile.TemporaryDirectory() as tmp:
@@ -625,7 +597,7 @@ def main() -> None:
 DECISION_PATHS = 20_000
 
 
-@st.cache_data(max_entries=8, show_spinner="Valuing the decisions three ways…")
+@st.cache_data(max_entries=8, ttl=3600, show_spinner="Valuing the decisions three ways…")
 def decision_report_cached(deal_json: str, paths: int, seed: int):
     return dm.decision_report(dm.Deal.model_validate_json(deal_json), paths=paths, seed=seed)
 

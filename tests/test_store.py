@@ -1,0 +1,47 @@
+"""The server's shared result store: shared by equal inputs, bounded in entries and in age."""
+
+from __future__ import annotations
+
+import dealmodel as dm
+from dealmodel.store import ResultStore
+from tests.conftest import REFERENCE
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jsons() -> list[str]:
+    return [dm.load_deal(REFERENCE[k]).model_dump_json(by_alias=True) for k in ("hybrid", "milestone", "revenue_share")]
+
+
+def test_equal_inputs_share_one_result_and_the_oldest_goes_beyond_the_cap():
+    a, b, c = _jsons()
+    store = ResultStore(max_entries=2, ttl=100.0, clock=Clock())
+    first = store.get_many([a], 2_000, 1)[0]
+    assert store.get_many([a], 2_000, 1)[0] is first  # a second session asking the same gets the same object
+    assert store.get_many([a], 2_000, 2)[0] is not first  # another seed is another result
+    store.get_many([b], 2_000, 1)
+    assert len(store) == 2  # three results for two places: the least recently used, a at seed 1, went
+    assert store.get_many([a], 2_000, 1)[0] is not first
+    assert store.get_many([b, c], 2_000, 1)[0].npv["partner"].size == 2_000
+    assert len(store) == 2
+
+
+def test_a_result_not_asked_for_within_its_time_to_live_is_dropped():
+    a, b, _ = _jsons()
+    clock = Clock()
+    store = ResultStore(max_entries=10, ttl=100.0, clock=clock)
+    first = store.get_many([a], 2_000, 1)[0]
+    clock.now = 60.0
+    assert store.get_many([a], 2_000, 1)[0] is first  # asked again: its clock restarts
+    store.get_many([b], 2_000, 1)
+    clock.now = 150.0
+    assert store.get_many([a], 2_000, 1)[0] is first  # 90 s since last asked: kept
+    clock.now = 300.0
+    assert store.get_many([b], 2_000, 1) and len(store) == 1  # a (and the old b) expired; b valued again
+    assert store.get_many([a], 2_000, 1)[0] is not first
