@@ -58,11 +58,15 @@ def test_each_candidates_contribution_matches_the_closed_form():
 
 
 def test_the_total_is_the_simulated_mean_of_the_same_futures():
-    deal = dm.parse_deal(_data())
+    data = _data()  # over two chunks of paths, with a fee indexed by a random price index
+    data["terms"][1] = {**data["terms"][1], "escalation": {"dist": "uniform", "low": 0.0, "high": 0.06}}
+    deal = dm.parse_deal(data)
     frame = candidate_values(deal, paths=20_000, seed=9)
     result = dm.simulate(deal, paths=20_000, seed=9)
     for party in ("sponsor", "partner", "program"):
-        assert frame.loc[TOTAL, party] == pytest.approx(float(np.mean(result.npv[party])), rel=1e-9, abs=1e-9)
+        x = result.npv[party]
+        assert frame.loc[TOTAL, party] == pytest.approx(float(np.mean(x)), rel=1e-9, abs=1e-9)
+        assert frame.loc[TOTAL, f"{party}_se"] == pytest.approx(float(np.std(x, ddof=1) / np.sqrt(x.size)), rel=1e-9)
         rows = frame[party].drop(TOTAL)
         assert rows.sum() == pytest.approx(frame.loc[TOTAL, party], rel=1e-12, abs=1e-9)
 

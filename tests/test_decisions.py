@@ -12,7 +12,7 @@ from dealmodel.decisions import decide, forecast_draws
 from dealmodel.engine import deal_program
 from dealmodel.program import simulate_program
 from tests.closed_form import Cand, Disc, phase_pv
-from tests.conftest import REFERENCE, base_deal, candidate
+from tests.conftest import REFERENCE, ROOT, base_deal, candidate
 
 LOW, HIGH = 10.0, 2000.0
 ZERO_NOISE = {"phase1": 0.0, "phase2": 0.0, "phase3": 0.0, "filing": 0.0}
@@ -275,3 +275,14 @@ def test_the_summary_says_it_in_words():
         "  program                    5.0             7.5               9.2",
     ]
     assert "does not change which candidates" in _report([("A", "phase2", 0.5, 0.3)], owner="program").summary()
+
+
+def test_decisions_give_the_same_paths_whatever_the_chunking_threads_or_engine():
+    deal = dm.load_deal(ROOT / "examples" / "hybrid_with_gate_decisions.yaml")
+    base = dm.simulate(deal, paths=20_000, seed=4, keep_flows=False, chunk_size=20_480, threads=1)
+    for chunk, threads, engine in ((8_192, 1, None), (8_192, 2, None), (16_384, 2, "numpy")):
+        other = dm.simulate(deal, paths=20_000, seed=4, keep_flows=False, chunk_size=chunk, threads=threads,
+                            engine=engine)
+        for party in ("sponsor", "partner", "program"):
+            np.testing.assert_allclose(other.npv[party], base.npv[party], rtol=1e-9, atol=1e-9)
+        assert other.candidates == base.candidates
