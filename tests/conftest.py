@@ -73,3 +73,14 @@ def candidate(name: str = "A", start_phase: str = "phase2", **overrides) -> dict
 @pytest.fixture
 def reference_paths():
     return REFERENCE
+
+
+@pytest.fixture(autouse=True)
+def _fit_decision_rules_afresh():
+    """Each test fits the gate-decision rules it needs (no rule carried over from an earlier test), so a
+    test's outcome never depends on the order tests run in, and mutation testing sees every test
+    that reaches the fitting code."""
+    from dealmodel.decisions import POLICIES
+
+    POLICIES._items.clear()
+    yield
