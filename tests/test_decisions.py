@@ -175,6 +175,11 @@ def test_the_threshold_rule_goes_on_where_the_forecast_reaches_it():
     raw = simulate_program(deal, 1, 0, 1, 8_192).candidates[0]
     cp = deal_program(deal, 1, 0, 1, 8_192).candidates[0]
     assert np.array_equal(cp.stopped[:, 0], raw.succeeded[:, 0] & (raw.peak_sales == LOW))
+    # a threshold above every forecast stops every candidate at its first gate, worth it or not
+    data = base_deal(candidates=[c], decisions={"rule": "threshold", "threshold": 5_000.0,
+                                                "forecast_noise": ZERO_NOISE})
+    cp = deal_program(dm.parse_deal(data), 1, 0, 1, 8_192).candidates[0]
+    assert np.array_equal(cp.stopped[:, 0], raw.succeeded[:, 0])
 
 
 def test_the_report_prices_the_distortion_of_a_phase3_milestone_by_hand():
