@@ -25,6 +25,7 @@ class ResultStore:
     def __init__(self, max_entries: int, ttl: float = 3600.0, clock: Callable[[], float] = time.monotonic):
         self.max_entries, self.ttl, self.clock = max_entries, ttl, clock
         self._items: OrderedDict[tuple[str, int, int], tuple[SimulationResult, float]] = OrderedDict()
+        self._pending: dict[tuple[str, int, int], threading.Event] = {}  # being valued by another session
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -38,25 +39,53 @@ class ResultStore:
             del self._items[key]
 
     def get_many(self, deal_jsons: list[str], paths: int, seed: int) -> list[SimulationResult]:
-        now = self.clock()
-        with self._lock:
-            self._expire(now)
-            found = {}
-            for js in deal_jsons:
-                key = (js, paths, seed)
-                if key in self._items:
-                    found[js] = self._items[key][0]
-                    self._items[key] = (found[js], now)
-                    self._items.move_to_end(key)
+        """The results of ``deal_jsons``: kept ones at once; one being valued for another session waited
+        for (many people opening the app together value each structure once); the rest valued here."""
+        found: dict[str, SimulationResult] = {}
+        for _ in range(3):  # a session that was waited on may fail: then this one values it
+            now = self.clock()
+            mine, theirs = [], []
+            with self._lock:
+                self._expire(now)
+                for js in dict.fromkeys(deal_jsons):
+                    key = (js, paths, seed)
+                    if js in found:
+                        continue
+                    if key in self._items:
+                        found[js] = self._items[key][0]
+                        self._items[key] = (found[js], now)
+                        self._items.move_to_end(key)
+                    elif key in self._pending:
+                        theirs.append(self._pending[key])
+                    else:
+                        self._pending[key] = threading.Event()
+                        mine.append(js)
+            if mine:
+                self._value(mine, paths, seed, found, now)
+            if not theirs:
+                break
+            for event in theirs:  # then look again: kept by now, unless that session failed
+                event.wait()
         missing = [js for js in dict.fromkeys(deal_jsons) if js not in found]
-        if missing:
-            # NPVs and the yearly flows of a fixed 20,000-path subsample: a 100k-path result stays small
+        if missing:  # still not kept after waiting (the other session failed, or it was dropped at once)
             valued = simulate_many([Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed,
                                    keep_flows=False)
+            found.update(zip(missing, valued, strict=True))
+        return [found[js] for js in deal_jsons]
+
+    def _value(self, jsons: list[str], paths: int, seed: int, found: dict, now: float) -> None:
+        keys = [(js, paths, seed) for js in jsons]
+        try:
+            # NPVs and the yearly flows of a fixed 20,000-path subsample: a 100k-path result stays small
+            valued = simulate_many([Deal.model_validate_json(js) for js in jsons], paths=paths, seed=seed,
+                                   keep_flows=False)
             with self._lock:
-                for js, result in zip(missing, valued, strict=True):
-                    found[js] = result
-                    self._items[(js, paths, seed)] = (result, now)
+                for key, result in zip(keys, valued, strict=True):
+                    found[key[0]] = result
+                    self._items[key] = (result, now)
                 while len(self._items) > self.max_entries:
                     self._items.popitem(last=False)
-        return [found[js] for js in deal_jsons]
+        finally:
+            with self._lock:
+                for key in keys:
+                    self._pending.pop(key).set()

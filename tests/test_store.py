@@ -45,3 +45,34 @@ def test_a_result_not_asked_for_within_its_time_to_live_is_dropped():
     clock.now = 300.0
     assert store.get_many([b], 2_000, 1) and len(store) == 1  # a (and the old b) expired; b valued again
     assert store.get_many([a], 2_000, 1)[0] is not first
+
+
+def test_sessions_asking_at_once_for_the_same_result_value_it_once(monkeypatch):
+    import threading
+    import time
+
+    import dealmodel.store as store_module
+
+    a, b, _ = _jsons()
+    calls = []
+    real = store_module.simulate_many
+    gate = threading.Event()
+
+    def counted(deals, **kwargs):
+        calls.append([d.name for d in deals])
+        gate.wait(5)  # hold the first valuation until every session has asked
+        return real(deals, **kwargs)
+
+    monkeypatch.setattr(store_module, "simulate_many", counted)
+    store = ResultStore(max_entries=10)
+    out = [None] * 6
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, store.get_many([a, b], 2_000, 1)))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # every session has asked while the first valuation is held
+    gate.set()
+    for t in threads:
+        t.join(60)
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(dm.Deal.model_validate_json(js).name for js in (a, b))
+    assert all(o[0] is out[0][0] and o[1] is out[0][1] for o in out)
