@@ -90,8 +90,8 @@ def _chunk(deal: Deal, seed: int, first_block: int, n: int) -> np.ndarray:
     C, H = len(deal.candidates), deal.horizon_years
     disc = discount_table(deal)
     total = {"npv": {p: np.empty(n) for p in PARTIES}, "term_pv": np.empty((len(deal.terms), n))}
-    _value_chunk(deal, seed, first_block, n, disc, total)
     program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+    _value_chunk(deal, seed, first_block, n, disc, total, program)
     sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
     draws = escalation_draws(deal, seed, first_block, n)
     out = np.empty((C + 1, 3, n))

@@ -78,13 +78,16 @@ def program_flows(deal: Deal, program: ProgramPaths, sales: list[Sales],
     return sponsor, partner
 
 
-def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str, Discount], out: dict) -> list:
+def _value_chunk(deal: Deal, seed: int, first_block: int, n: int, disc: dict[str, Discount], out: dict,
+                 program: ProgramPaths | None = None) -> list:
     """Simulate and value paths ``[first_block * BLOCK, ... + n)``, writing into ``out``'s slices.
 
-    Returns the chunk's per-candidate counts (phases reached, approvals, sum of launch times).
+    ``program``: those paths already simulated (:func:`deal_program`). Returns the chunk's
+    per-candidate counts (phases reached, approvals, sum of launch times).
     """
     H = deal.horizon_years
-    program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
+    if program is None:
+        program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
     sales = [sales_by_launch_year(cp, H) for cp in program.candidates]
     sponsor_own, partner_own = program_flows(deal, program, sales)
     memo: dict[str, dict] = {party: {} for party in disc}  # chain integrals shared within this chunk
