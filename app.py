@@ -9,6 +9,7 @@ from pre-aggregated frames (dealmodel.views / dealmodel.charts). No model logic 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import tempfile
 import time
@@ -18,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 import dealmodel as dm
-from dealmodel import charts, views
+from dealmodel import charts, team, views
 from dealmodel.compare import compare_results
 from dealmodel.edit import changed_inputs, set_values, term_parameters
 from dealmodel.export import csv_text
@@ -112,9 +113,12 @@ def _unique(name: str) -> str:
     return label
 
 
-def init_state() -> None:
+def init_state(files: team.UserFiles | None) -> None:
     if "structures" in ss:
         return
+    ss.team_files = files
+    ss.stored = {}  # team mode: structure name -> its stored upload
+    ss.team_message = None
     ss.structures = {}
     ss.edits = {}
     for path in REFERENCE_FILES:
@@ -141,6 +145,67 @@ def init_state() -> None:
                 ss.structures[name] = deal
                 ss.edits[name] = {}
                 ss.selected = name
+    if files is not None:
+        load_user_files(files)
+
+
+def parse_upload(name: str, data: bytes) -> dm.Deal:
+    """An uploaded deal file's deal; DealError names the file and what is wrong."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise dm.DealError(name, [f"the file is {len(data) / 1e6:.1f} MB; deal files are limited to 1 MB"])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise dm.DealError(name, ["not a text file (expected UTF-8 YAML or JSON)"]) from None
+    return dm.parse_deal_text(text, source=name, fmt="json" if name.lower().endswith(".json") else "yaml")
+
+
+def load_user_files(files: team.UserFiles) -> None:
+    """Team mode: the signed-in user's stored uploads and scenarios into a new session."""
+    unreadable = []
+    for stored in files.upload_names():
+        try:
+            deal = parse_upload(stored, files.read_upload(stored))
+        except (dm.DealError, OSError) as exc:
+            unreadable.append(f"{stored}: {'; '.join(getattr(exc, 'problems', [str(exc)]))}")
+            continue
+        name = _unique(deal.name)
+        ss.structures[name] = deal
+        ss.edits[name] = {}
+        ss.stored[name] = stored
+    try:
+        text = files.read_scenarios()
+        if text:
+            ss.scenarios = parse_scenarios(parse_text(text, team.SCENARIOS, "yaml"), team.SCENARIOS)
+    except (dm.DealError, OSError) as exc:
+        unreadable.append(f"{team.SCENARIOS}: {'; '.join(getattr(exc, 'problems', [str(exc)]))}")
+    if unreadable:
+        ss.team_message = ("error", "Some of your saved files could not be read (they are kept on the server as "
+                                    "they are):\n\n" + "\n".join(f"- `{u}`" for u in unreadable))
+
+
+def store_upload(name: str, upload_name: str, data: bytes) -> None:
+    """Team mode: keep an accepted upload in the user's files (a full quota says so and keeps the session's)."""
+    files = ss.get("team_files")
+    if files is None:
+        return
+    try:
+        ss.stored[name] = files.save_upload(upload_name, data)
+        ss.team_message = None
+    except (team.QuotaError, OSError) as exc:
+        ss.team_message = ("warning", f"**{upload_name}** is open in this session but {exc}")
+
+
+def store_scenarios() -> tuple[str, str]:
+    """Keep the session's scenarios in the user's files in team mode: (message level, what to add to it)."""
+    files = ss.get("team_files")
+    if files is None:
+        return "success", " Download the scenarios file to keep it."
+    try:
+        files.save_scenarios(scenarios_text(ss.scenarios))
+    except (team.QuotaError, OSError) as exc:
+        return "warning", f" It is {exc}"
+    return "success", " Kept on the server for your next visit."
 
 
 def handle_upload(upload) -> None:
@@ -155,16 +220,8 @@ def handle_upload(upload) -> None:
     ss.seen_uploads.add(upload.file_id)
     ss.setdefault("uploaded_names", set()).add(upload.name)
     data = upload.getvalue()
-    if len(data) > MAX_UPLOAD_BYTES:
-        ss.upload_error = (upload.name, [f"the file is {len(data) / 1e6:.1f} MB; deal files are limited to 1 MB"])
-        return
     try:
-        text = data.decode("utf-8-sig")
-        fmt = "json" if upload.name.lower().endswith(".json") else "yaml"
-        deal = dm.parse_deal_text(text, source=upload.name, fmt=fmt)
-    except UnicodeDecodeError:
-        ss.upload_error = (upload.name, ["not a text file (expected UTF-8 YAML or JSON)"])
-        return
+        deal = parse_upload(upload.name, data)
     except dm.DealError as exc:
         ss.upload_error = (upload.name, exc.problems)
         return
@@ -173,6 +230,7 @@ def handle_upload(upload) -> None:
     ss.edits[name] = {}
     ss.selected = name
     ss.upload_error = None
+    store_upload(name, upload.name, data)
 
 
 # --------------------------------------------------------------------------- deals from widgets
@@ -245,6 +303,9 @@ def remove_structure(name: str) -> None:
     """Drop an uploaded structure (the reference structures stay) and show the reference hybrid."""
     ss.structures.pop(name, None)
     ss.edits.pop(name, None)
+    stored = ss.get("stored", {}).pop(name, None)
+    if stored is not None and ss.get("team_files") is not None:
+        ss.team_files.delete_upload(stored)
     for key in [k for k in ss if isinstance(k, str) and k.startswith(f"term::{name}::")]:
         del ss[key]
     ss.selected = REFERENCE_NAMES[3]  # the hybrid; a button callback runs before the widgets are drawn again
@@ -263,6 +324,9 @@ def sidebar() -> tuple[int, int]:
     sb.header("Deal")
     handle_upload(sb.file_uploader("Add a deal file (YAML or JSON, up to 1 MB)", type=["yaml", "yml", "json"],
                                    key="upload"))
+    if ss.get("team_message"):  # team mode: an upload not kept on the server, or saved files unreadable
+        level, text = ss.team_message
+        (sb.warning if level == "warning" else sb.error)(text)
     sb.selectbox("Structure to edit", list(ss.structures), key="selected")
     if ss.selected not in REFERENCE_NAMES:
         sb.button("Remove this structure", key="remove_selected", on_click=remove_structure, args=(ss.selected,))
@@ -312,8 +376,9 @@ def current_scenario(name: str, paths: int, seed: int) -> Scenario:
 def _save_scenario(paths: int, seed: int) -> None:
     name = (ss.get("scenario_name") or "").strip() or f"Scenario {len(ss.scenarios) + 1}"
     ss.scenarios[name] = current_scenario(name, paths, seed)
-    ss.scenario_message = ("success", f"Saved **{name}**: {len(ss.structures)} structures, {paths:,} paths, "
-                                      f"seed {seed}. Download the scenarios file to keep it.")
+    level, kept = store_scenarios()
+    ss.scenario_message = (level, f"Saved **{name}**: {len(ss.structures)} structures, {paths:,} paths, seed {seed}."
+                                  f"{kept}")
 
 
 def _restore_scenario(name: str) -> None:
@@ -367,8 +432,9 @@ def _load_scenarios_file(upload) -> None:
                                         + "\n".join(f"- `{p}`" for p in exc.problems))
         return
     ss.scenarios.update(loaded)
-    ss.scenario_message = ("success", f"Loaded {len(loaded)} scenario(s) from **{upload.name}**: "
-                                      + ", ".join(loaded) + ". Pick one and restore it.")
+    level, kept = store_scenarios() if ss.get("team_files") is not None else ("success", "")
+    ss.scenario_message = (level, f"Loaded {len(loaded)} scenario(s) from **{upload.name}**: " + ", ".join(loaded)
+                                  + f". Pick one and restore it.{kept}")
 
 
 def scenarios_panel(sb, paths: int, seed: int) -> None:
@@ -386,7 +452,7 @@ def scenarios_panel(sb, paths: int, seed: int) -> None:
                            mime="application/x-yaml", key="download_scenarios")
     message = ss.get("scenario_message")
     if message:
-        (sb.success if message[0] == "success" else sb.error)(message[1])
+        {"success": sb.success, "warning": sb.warning}.get(message[0], sb.error)(message[1])
 
 
 _NOT_MONEY = {"notice_years": "years"}
@@ -458,10 +524,64 @@ def money(x: float) -> str:
     return f"{x:,.1f}"
 
 
+TEAM = team.team_mode()
+
+
+def sign_in_page() -> None:
+    st.markdown("<span style='font-size:1.35rem;font-weight:700'>dealmodel</span>&nbsp;&nbsp;"
+                "<span style='color:#595959'>your team's deal structures</span>", unsafe_allow_html=True)
+    st.info("Sign in to open your deals. Your uploads and saved scenarios are yours alone; the reference "
+            "structures are there for everyone.")
+    st.button("Sign in", key="sign_in", type="primary", on_click=st.login)
+
+
+def team_files() -> team.UserFiles | None:
+    """Team mode: the signed-in user's files, after a sign-in page when needed (None outside team mode)."""
+    if not TEAM:
+        return None
+    try:
+        quota = team.quota_bytes()
+    except ValueError as exc:
+        st.error(f"The server's team settings are wrong: {exc}")
+        st.stop()
+    if os.environ.get("DEALMODEL_TEAM_SIGNIN") != "1":
+        address = st.get_option("server.address") or "every interface"
+        if address not in team.LOOPBACK:
+            st.error(f"Team mode without sign-in serves this machine only, and this server listens on {address}. "
+                     "Start it with `python3 tasks.py team` after configuring [auth] (docs/serving.md).")
+            st.stop()
+        return team.UserFiles(team.data_dir(), "local", quota, "you (this machine only, no sign-in)")
+    if not st.user.is_logged_in:
+        sign_in_page()
+        st.stop()
+    user = st.user.to_dict()
+    try:
+        key = team.user_key(user)
+    except ValueError as exc:
+        st.error(f"Signed in, but {exc}; ask the server's administrator.")
+        st.stop()
+    return team.UserFiles(team.data_dir(), key, quota, str(user.get("email") or user.get("name") or key))
+
+
+def team_box(files: team.UserFiles, sb) -> None:
+    """Who is signed in and how much of their quota is used (drawn after this run's upload is stored)."""
+    sb.caption(f"Signed in as **{files.label}** · your files {team.size_text(files.used())} of "
+               f"{team.size_text(files.quota)}")
+    if os.environ.get("DEALMODEL_TEAM_SIGNIN") == "1":
+        sb.button("Sign out", key="sign_out", on_click=st.logout)
+
+
 def main() -> None:
     st.set_page_config(page_title="dealmodel — deal structures", page_icon="📈", layout="wide")
-    init_state()
+    files = team_files()
+    if files is not None and ss.get("team_files") is not None and ss.team_files.key != files.key:
+        for key in list(ss):  # another user signed in on this session: nothing of the last one stays
+            del ss[key]
+    init_state(files)
+    slot = st.sidebar.container()  # the signed-in user, at the top of the sidebar
     paths, seed = sidebar()
+    if files is not None:
+        team_box(files, slot)
     # metric labels wrap instead of being cut at 1280 px
     st.markdown("<style>[data-testid='stMetricLabel'] p {white-space: normal; overflow: visible;}"
                 " .block-container {padding-top: 2.5rem;}</style>", unsafe_allow_html=True)

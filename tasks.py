@@ -53,6 +53,17 @@ def run() -> None:
     _run(PYTHON, "-m", "streamlit", "run", "app.py", "--server.address", address, "--", REFERENCE_DEAL)
 
 
+def team() -> None:
+    """The app for a team: sign-in (.streamlit/secrets.toml [auth]), each user's files on the server.
+
+    Listens on DEALMODEL_ADDRESS (default 0.0.0.0) and refuses a network address without sign-in;
+    see docs/serving.md. Arguments after ``team`` go to ``python -m dealmodel.team``.
+    """
+    ensure_venv()
+    result = subprocess.run([str(PYTHON), "-m", "dealmodel.team", *sys.argv[2:]], cwd=ROOT, check=False)
+    sys.exit(result.returncode)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -128,7 +139,7 @@ def mutation_report(listing: str) -> str:
     return "\n".join(lines)
 
 
-TASKS = {"run": run, "test": test, "mutate": mutate}
+TASKS = {"run": run, "team": team, "test": test, "mutate": mutate}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
