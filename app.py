@@ -654,64 +654,77 @@ def main() -> None:
                    help="−R ln E[exp(−NPV/R)] over the simulated futures: the expected NPV less a price for its "
                         "spread; see docs/methodology.md.")
 
+    st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
+                               file_name=f"{file_stem(name)}.yaml", mime="application/x-yaml", key="dl_deal")
+
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
-                    "Compare & solve", "Negotiate", "Decisions"])
+                    "Compare & solve", "Negotiate", "Decisions"], key="view",
+                   on_change="rerun")  # lazy: only the open tab's view is built and sent (docs/serving.md)
     with tabs[0]:
-        st.caption(f"Biobucks {money(result.biobucks)} · total contract value {money(result.total_contract_value)} · "
-                   f"expected PV of every payment to the partner {money(result.expected_pv_to_partner)} "
-                   f"({currency} millions; definitions in docs/methodology.md)")
-        st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
-        payments = pd.Series({k.replace("_", " "): v for k, v in result.payments_by_kind().items()},
-                             name="expected PV to partner, $M").rename_axis("term kind")
-        st.dataframe(payments.to_frame().style.format("{:,.1f}"), width="content")
-        st.markdown("**Candidates**: how far each gets on the simulated futures")
-        st.dataframe(views.candidate_table(result), width="content")
-        if st.toggle("Show what each candidate is worth to each side", key="by_candidate",
-                     help="Each candidate's own costs and sales and every candidate-level term's payments for it, "
-                          "valued as if the term covered it alone; what is left is shared. Takes about a second."):
-            values = candidate_values_cached(jsons[name], paths, seed)
-            st.dataframe(views.contribution_table(values), width="content")
-            st.caption(f"Expected NPV ± its Monte Carlo standard error, {currency} millions, over the first "
-                       f"{min(paths, CANDIDATE_PATHS):,} simulated futures. Shared: the upfront, option fees and "
-                       "other program-level terms, and what candidates change in each other's terms (tiers or caps "
-                       "counted over several products, fee credits); see docs/methodology.md.")
+        if tabs[0].open:
+            st.caption(f"Biobucks {money(result.biobucks)} · total contract value "
+                       f"{money(result.total_contract_value)} · expected PV of every payment to the partner "
+                       f"{money(result.expected_pv_to_partner)} ({currency} millions; definitions in "
+                       "docs/methodology.md)")
+            st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
+            payments = pd.Series({k.replace("_", " "): v for k, v in result.payments_by_kind().items()},
+                                 name="expected PV to partner, $M").rename_axis("term kind")
+            st.dataframe(payments.to_frame().style.format("{:,.1f}"), width="content")
+            st.markdown("**Candidates**: how far each gets on the simulated futures")
+            st.dataframe(views.candidate_table(result), width="content")
+            if st.toggle("Show what each candidate is worth to each side", key="by_candidate",
+                         help="Each candidate's own costs and sales and every candidate-level term's payments for it, "
+                              "valued as if the term covered it alone; what is left is shared. Takes about a second."):
+                values = candidate_values_cached(jsons[name], paths, seed)
+                st.dataframe(views.contribution_table(values), width="content")
+                st.caption(f"Expected NPV ± its Monte Carlo standard error, {currency} millions, over the first "
+                           f"{min(paths, CANDIDATE_PATHS):,} simulated futures. Shared: the upfront, option fees and "
+                           "other program-level terms, and what candidates change in each other's terms (tiers or caps "
+                           "counted over several products, fee credits); see docs/methodology.md.")
     with tabs[1]:
-        party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
-        left, right = st.columns(2)
-        left.altair_chart(charts.distribution_chart(shortened(views.distribution_frame(comparison, party)),
-                                                    shortened(views.markers_frame(comparison, party)), party,
-                                                    domain), width="stretch")
-        right.altair_chart(charts.exceedance_chart(shortened(views.exceedance_frame(comparison, party)), party,
-                                                   domain), width="stretch")
-        values = {short[n]: r.npv[party] for n, r in results.items()}
-        st.markdown(f"**{party.capitalize()} NPV by percentile**, $M")
-        pct = views.percentile_table(values)
-        st.dataframe(pct.style.format("{:,.1f}").format("{:,.2f}", subset=["SE of mean"]), width="stretch")
-        st.caption("P5: the NPV is below this on 5% of the simulated futures (linear interpolation between paths); "
-                   "SE of mean: the Monte Carlo standard error of the expected NPV, sd / √paths.")
-        x = st.number_input(f"Probability the {party}'s NPV is above x: x, $M", value=0.0, step=10.0,
-                            key=f"exceed_x::{party}")
-        above = views.exceedance_at(values, float(x))
-        st.dataframe(above.to_frame().style.format("{:.1%}"), width="content")
+        if tabs[1].open:
+            party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
+            left, right = st.columns(2)
+            left.altair_chart(charts.distribution_chart(shortened(views.distribution_frame(comparison, party)),
+                                                        shortened(views.markers_frame(comparison, party)), party,
+                                                        domain), width="stretch")
+            right.altair_chart(charts.exceedance_chart(shortened(views.exceedance_frame(comparison, party)), party,
+                                                       domain), width="stretch")
+            values = {short[n]: r.npv[party] for n, r in results.items()}
+            st.markdown(f"**{party.capitalize()} NPV by percentile**, $M")
+            pct = views.percentile_table(values)
+            st.dataframe(pct.style.format("{:,.1f}").format("{:,.2f}", subset=["SE of mean"]), width="stretch")
+            st.caption("P5: the NPV is below this on 5% of the simulated futures (linear interpolation between paths); "
+                       "SE of mean: the Monte Carlo standard error of the expected NPV, sd / √paths.")
+            x = st.number_input(f"Probability the {party}'s NPV is above x: x, $M", value=0.0, step=10.0,
+                                key=f"exceed_x::{party}")
+            above = views.exceedance_at(values, float(x))
+            st.dataframe(above.to_frame().style.format("{:.1%}"), width="content")
     with tabs[2]:
-        downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
-                            format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
-        st.altair_chart(charts.risk_return_chart(shortened(views.risk_return_frame(comparison)), downside,
-                                                 domain), width="stretch")
+        if tabs[2].open:
+            downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
+                                format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
+            st.altair_chart(charts.risk_return_chart(shortened(views.risk_return_frame(comparison)), downside,
+                                                     domain), width="stretch")
     with tabs[3]:
-        party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
-        st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
-        if result.per_year_paths < result.paths:
-            st.caption(f"Mean and P10–P90 per year over the first {result.per_year_paths:,} of the {result.paths:,} "
-                       "simulated futures (a fixed subsample; the NPVs above use them all).")
+        if tabs[3].open:
+            party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
+            st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
+            if result.per_year_paths < result.paths:
+                st.caption(f"Mean and P10–P90 per year over the first {result.per_year_paths:,} of the "
+                           f"{result.paths:,} simulated futures (a fixed subsample; the NPVs above use them all).")
     with tabs[4]:
-        sensitivity(jsons[name], seed)
+        if tabs[4].open:
+            sensitivity(jsons[name], seed)
     with tabs[5]:
-        compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed)
+        if tabs[5].open:
+            compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed)
     with tabs[6]:
-        negotiation(deals, jsons, name, baseline, paths, seed)
+        if tabs[6].open:
+            negotiation(deals, jsons, name, baseline, paths, seed)
     with tabs[7]:
-        decisions_view(jsons[name], paths, seed, currency)
+        if tabs[7].open:
+            decisions_view(jsons[name], paths, seed, currency)
 
 
 DECISION_PATHS = 20_000
@@ -1013,8 +1026,6 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     c2.download_button("Download the comparison (CSV)", csv_text(t).encode(), file_name="dealmodel-comparison.csv",
                        mime="text/csv", key="dl_csv")
-    st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
-                               file_name=f"{file_stem(name)}.yaml", mime="application/x-yaml", key="dl_deal")
 
     st.markdown("#### Fair terms")
     royalty = next((i for i, term in enumerate(deals[name].terms) if term.kind == "royalty"), None)

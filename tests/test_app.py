@@ -45,6 +45,23 @@ def _app(monkeypatch, *args: str) -> AppTest:
     return at
 
 
+VIEWS = ["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity", "Compare & solve",
+         "Negotiate", "Decisions"]
+
+
+def _open(at: AppTest, view: str) -> AppTest:
+    """Open one tab (the app builds only the open tab's view)."""
+    at.session_state["view"] = view
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _every_view(at: AppTest) -> dict[str, list[dict]]:
+    """Each tab's chart specs, opening the tabs one by one (the overview above them is in every one)."""
+    return {view: _charts(_open(at, view)) for view in VIEWS}
+
+
 def _metric(at: AppTest, label: str) -> float:
     (m,) = [m for m in at.metric if m.label.removesuffix(", $M") == label]
     return float(m.value.replace(",", "").rstrip("%"))
@@ -69,7 +86,11 @@ def test_app_runs_on_every_sample_deal(monkeypatch, path):
     deal = dm.load_deal(path)
     assert _metric(at, "Biobucks") == pytest.approx(dm.headline(deal).biobucks, abs=0.051)
     assert _metric(at, "Contract value") == pytest.approx(dm.headline(deal).total_contract_value, abs=0.051)
-    assert len(at.get("vega_lite_chart")) == 7  # overview, bridge, 2 distributions, risk vs return, fan, frontier
+    # the overview above the tabs, then each tab's own charts: only the open tab's are built
+    counts = {view: len(specs) for view, specs in _every_view(at).items()}
+    assert counts == {"Value bridge": 2, "Distributions": 3, "Risk vs return": 2, "Cash flow": 2, "Sensitivity": 1,
+                      "Compare & solve": 2, "Negotiate": 1, "Decisions": 1}
+    assert not at.error
 
 
 def test_every_structure_can_be_selected(monkeypatch):
@@ -142,14 +163,19 @@ def test_a_good_upload_becomes_a_structure(monkeypatch):
 
 def test_chart_specs_use_pre_aggregated_fields(monkeypatch):
     at = _app(monkeypatch)
-    specs = json.dumps(_charts(at))
+    specs, rows = [], []
+    for view in VIEWS:
+        specs += _charts(_open(at, view))
+        rows += _chart_rows(at)
+    specs = json.dumps(specs)
     for field in ("start", "end", "npv_mid", "share", "prob_above", "expected_npv", "p5", "p10", "p90", "mean"):
         assert f'"field": "{field}"' in specs, field
-    assert max(_chart_rows(at)) < 500  # small frames, never the 20,000 paths
+    assert max(rows) < 500  # small frames, never the 20,000 paths
 
 
 def test_the_solver_answers_in_one_click(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    _open(at, "Compare & solve")
     (button,) = [b for b in at.button if b.key == "solve"]
     button.click().run()
     assert not at.exception
@@ -159,6 +185,7 @@ def test_the_solver_answers_in_one_click(monkeypatch):
 
 def test_the_sensitivity_runs_on_request(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["milestone"]))
+    _open(at, "Sensitivity")
     before = len(at.get("vega_lite_chart"))
     (button,) = [b for b in at.button if b.key == "run_tornado"]
     button.click().run()
@@ -242,6 +269,7 @@ def test_the_three_headline_figures_are_shown(monkeypatch):
 
 def test_negotiate_finds_the_zone_and_applies_a_split(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    _open(at, "Negotiate")
     assert at.selectbox(key="selected").value == REV
     param = at.selectbox(key=f"neg_param::{REV}")
     param.set_value(next(o for o in param.options if "rate above" not in o and "rate" in o)).run()
@@ -264,6 +292,7 @@ def test_negotiate_finds_the_zone_and_applies_a_split(monkeypatch):
 
 def test_negotiate_over_two_terms_shows_the_region_and_applies_both(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    _open(at, "Negotiate")
     name = at.selectbox(key="selected").value
     first = at.selectbox(key=f"neg_param::{name}")
     first.set_value(next(o for o in first.options if "markup" in o)).run()
@@ -313,7 +342,7 @@ def test_every_money_slider_says_it_is_in_millions(monkeypatch):
 
 def test_chart_legends_name_each_structure_in_full_and_keep_its_colour(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
-    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    specs = [spec for view_specs in _every_view(at).values() for spec in view_specs]
     assert specs, "no chart on the page"
     short = ["fee-for-service", "milestone-based", "revenue share", "hybrid", "CDMO risk-share"]
     coloured = [s for s in specs for layer in [s, *s.get("layer", [])]
@@ -331,6 +360,7 @@ def test_chart_legends_name_each_structure_in_full_and_keep_its_colour(monkeypat
 
 def test_the_comparison_shows_both_sides_value_and_risk_with_short_names(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    _open(at, "Compare & solve")
     tables = {tuple(df.value.columns): df.value for df in at.dataframe}
     risk = next(v for k, v in tables.items() if "sponsor risk share" in k)
     value = next(v for k, v in tables.items() if "joint gain" in k)
@@ -373,14 +403,15 @@ def test_the_distribution_view_reads_like_a_simulation_report(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
     result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0, keep_flows=False)
     x = result.npv["partner"]
+    candidates = next(d.value for d in at.dataframe if "approved" in d.value.columns)  # on the first tab
+    assert list(candidates["approved"]) == [f"{c['prob_approval']:.1%}" for c in result.candidates.values()]
+    _open(at, "Distributions")
     pct = next(d.value for d in at.dataframe if "SE of mean" in d.value.columns)
     assert pct.loc["hybrid", "P5"] == pytest.approx(np.percentile(x, 5), rel=1e-12)
     assert pct.loc["hybrid", "SE of mean"] == pytest.approx(x.std(ddof=1) / np.sqrt(x.size), rel=1e-12)
     at.number_input(key="exceed_x::partner").set_value(100.0).run()
     above = next(d.value for d in at.dataframe if d.value.columns[0].startswith("P(NPV > 100"))
     assert above.iloc[:, 0]["hybrid"] == pytest.approx((x > 100.0).mean())
-    candidates = next(d.value for d in at.dataframe if "approved" in d.value.columns)
-    assert list(candidates["approved"]) == [f"{c['prob_approval']:.1%}" for c in result.candidates.values()]
 
 
 def test_each_candidates_worth_to_each_side_is_shown_on_request(monkeypatch):
@@ -400,6 +431,7 @@ def test_each_candidates_worth_to_each_side_is_shown_on_request(monkeypatch):
 
 def test_the_sensitivity_stays_after_a_slider_move_and_says_what_changed(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["milestone"]))
+    _open(at, "Sensitivity")
     name = at.selectbox(key="selected").value
     at.button(key="run_tornado").click().run()
     before = len(at.get("vega_lite_chart"))
@@ -414,6 +446,7 @@ def test_the_sensitivity_stays_after_a_slider_move_and_says_what_changed(monkeyp
 
 def test_the_solved_royalty_can_be_applied(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    _open(at, "Compare & solve")
     at.button(key="solve").click().run()
     deal = dm.load_deal(REFERENCE["revenue_share"])
     fair = dm.solve(deal, "terms[1].tiers[0].rate", dm.load_deal(REFERENCE["fee_for_service"]), paths=20_000, seed=0)
@@ -425,6 +458,7 @@ def test_the_solved_royalty_can_be_applied(monkeypatch):
 
 def test_a_solve_that_cannot_succeed_says_so_in_words(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["revenue_share"]))
+    _open(at, "Compare & solve")
     # fees at a 50% markup: the partner beats fee-for-service with no royalty at all
     at.slider(key=f"term::{REV}::terms[0].markup").set_value(100.0).run()
     at.button(key="solve").click().run()
@@ -435,6 +469,7 @@ def test_a_solve_that_cannot_succeed_says_so_in_words(monkeypatch):
 
 def test_the_decisions_view_shows_the_report_of_the_python_api(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
+    _open(at, "Decisions")
     assert not [m for m in at.metric if m.label == "Value of flexibility"]
     at.toggle(key="decisions_on").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -61,8 +61,11 @@ def main(out: Path) -> list[str]:
                 tabs = page.get_by_role("tab")
                 for i in range(tabs.count()):
                     name = tabs.nth(i).inner_text().strip().lower().replace(" ", "-").replace("&", "and")
-                    tabs.nth(i).click()
-                    page.wait_for_timeout(1200)
+                    tabs.nth(i).click()  # the app builds a tab's view when it is opened: wait for that run
+                    page.wait_for_timeout(500)
+                    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                                           timeout=90_000)
+                    page.wait_for_timeout(800)
                     run = page.get_by_role("button", name="Find the zone of agreement")
                     if run.count() and run.first.is_visible():  # the Negotiate view shows its answer on request
                         run.first.click()
