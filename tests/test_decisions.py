@@ -291,3 +291,22 @@ def test_decisions_give_the_same_paths_whatever_the_chunking_threads_or_engine()
         for party in ("sponsor", "partner", "program"):
             np.testing.assert_allclose(other.npv[party], base.npv[party], rtol=1e-9, atol=1e-9)
         assert other.candidates == base.candidates
+
+
+def test_the_report_takes_the_deals_own_rule_owner_and_threshold_unless_told_otherwise():
+    deal = dm.parse_deal(_two_level(rule="threshold", owner="partner", threshold=500.0))
+    report = dm.decision_report(deal, paths=2_000, seed=1)
+    assert (report.rule, report.owner, report.threshold) == ("threshold", "partner", 500.0)
+    # "decided under the deal" is the deal as written, on the same futures as a plain simulation
+    alone = dm.simulate(deal, paths=2_000, seed=1, keep_flows=False)
+    for party in ("sponsor", "partner"):
+        assert report.values.loc["decided under the deal", party] == pytest.approx(alone.npv[party].mean(), rel=1e-12)
+    told = dm.decision_report(deal, paths=2_000, seed=1, rule="optimal", owner="sponsor")
+    assert (told.rule, told.owner) == ("optimal", "sponsor")
+    # a deal that decides nothing is reported under the optimal rule of its own owner
+    quiet = dm.decision_report(dm.parse_deal(_two_level(rule="none", owner="partner")), paths=2_000, seed=1)
+    assert (quiet.rule, quiet.owner) == ("optimal", "partner")
+    plain = dm.decision_report(dm.parse_deal(base_deal()), paths=2_000, seed=1)
+    assert (plain.rule, plain.owner, plain.threshold) == ("optimal", "sponsor", None)
+    with pytest.raises(ValueError, match="rule must be threshold or optimal"):
+        dm.decision_report(deal, paths=2_000, seed=1, rule="none")
