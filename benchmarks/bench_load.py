@@ -1,6 +1,10 @@
 """Many people on one app server: per-action latency, errors and the server's memory. Prints figures.
 
-    .venv/bin/python benchmarks/bench_load.py [N ...]      # default: 1 5 10 20 concurrent sessions
+    .venv/bin/python benchmarks/bench_load.py [N ...] [--arrivals S]   # default N: 1 5 10 20
+
+``--arrivals S`` starts each session at a random moment within S seconds (seeded), as people
+arrive, instead of all at once. The browsers run on the same machine as the server: on two cores
+they take most of the CPU (the figures print how much).
 
 Starts ``streamlit run app.py`` on a free loopback port with the reference revenue-share deal and,
 for each N, drives N browser sessions at once (headless Chromium, one browser context each, so
@@ -8,7 +12,8 @@ each is its own Streamlit session) through a scripted visit: open the app, move 
 (each session by a different number of steps, so no two ask for the same result), switch to
 another tab, download the comparison workbook. Reports the median and 95th percentile of each
 action's latency, the errors seen (an exception in a step, or an error box in the page) and the
-server's peak resident memory, then its memory 20 s after the sessions have closed.
+server's peak resident memory, then its memory 20 s after the sessions have closed, and the CPU
+time the server and the whole machine (server and browsers) used.
 
 Targets (issue 17, this 2-core machine): 10 concurrent users with p95 slider-to-redraw <= 2 s, no
 errors, server <= 2 GB. The test suite runs a short version (tests/test_serve.py).
@@ -16,9 +21,11 @@ errors, server <= 2 GB. The test suite runs a short version (tests/test_serve.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
+import random
 import re
 import socket
 import statistics
@@ -54,6 +61,19 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time used so far by a process (user + system), or by the whole machine when pid is None."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        if pid is None:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            return (int(fields[0]) + int(fields[1]) + int(fields[2])) / tick  # user, nice, system
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    except OSError:
+        return 0.0
 
 
 class Server:
@@ -149,13 +169,20 @@ async def session(browser, url: str, steps: int, times: dict[str, list[float]], 
         await context.close()
 
 
-async def run(url: str, n: int) -> tuple[dict[str, list[float]], list[str]]:
+async def _later(delay: float, job) -> None:
+    await asyncio.sleep(delay)
+    await job
+
+
+async def run(url: str, n: int, arrivals: float = 0.0) -> tuple[dict[str, list[float]], list[str]]:
     times: dict[str, list[float]] = {"open": [], "slider": [], "tab": [], "download": []}
     errors: list[str] = []
+    starts = random.Random(n).uniform  # the same arrival times on every run
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
-            await asyncio.gather(*(session(browser, url, 1 + i % 12, times, errors) for i in range(n)))
+            await asyncio.gather(*(_later(starts(0.0, arrivals) if arrivals else 0.0,
+                                          session(browser, url, 1 + i % 12, times, errors)) for i in range(n)))
         finally:
             await browser.close()
     return times, errors
@@ -165,29 +192,38 @@ def _p95(values: list[float]) -> float:
     return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)] if values else float("nan")
 
 
-def load(counts: list[int]) -> list[dict]:
+def load(counts: list[int], arrivals: float = 0.0) -> list[dict]:
     """Each N on a fresh server; returns one row of figures per N."""
     rows = []
     for n in counts:
         server = Server()
         try:
             base = rss_mb(server.proc.pid)
-            times, errors = asyncio.run(run(server.url, n))
+            cpu0, all0, wall0 = cpu_seconds(server.proc.pid), cpu_seconds(), time.monotonic()
+            times, errors = asyncio.run(run(server.url, n, arrivals))
             peak = server.peak
+            cpu, whole, wall = (cpu_seconds(server.proc.pid) - cpu0, cpu_seconds() - all0,
+                                time.monotonic() - wall0)
             time.sleep(20)  # sessions closed: their memory should go back
             after = rss_mb(server.proc.pid)
         finally:
             server.close()
         rows.append({"sessions": n, "times": times, "errors": errors, "base_mb": base, "peak_mb": peak,
-                     "after_mb": after})
+                     "after_mb": after, "server_cpu": cpu, "machine_cpu": whole, "wall": wall})
         cells = "  ".join(f"{a} {statistics.median(v):.2f}/{_p95(v):.2f}s" if v else f"{a} -"
                           for a, v in times.items())
         print(f"N={n:>2}: {cells}  (median/p95)  errors {len(errors)}  server MB: start {base:.0f}, "
-              f"peak {peak:.0f}, 20 s after {after:.0f}", flush=True)
+              f"peak {peak:.0f}, 20 s after {after:.0f}; CPU over {wall:.0f} s: server {cpu:.0f} s, whole machine "
+              f"{whole:.0f} s (the rest is the browsers)", flush=True)
         for e in errors[:5]:
             print(f"       error: {e}")
     return rows
 
 
 if __name__ == "__main__":
-    load([int(a) for a in sys.argv[1:]] or [1, 5, 10, 20])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sessions", nargs="*", type=int, default=[1, 5, 10, 20])
+    parser.add_argument("--arrivals", type=float, default=0.0, help="sessions start within this many seconds")
+    args = parser.parse_args()
+    print(f"sessions arrive within {args.arrivals:g} s" if args.arrivals else "sessions start at once", flush=True)
+    load(args.sessions, args.arrivals)
