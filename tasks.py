@@ -97,7 +97,8 @@ def mutate() -> None:
     The core modules and the tests that run are in ``[tool.mutmut]`` of pyproject.toml. Closed-form
     tests run on fewer paths (DEALMODEL_FAST_TESTS=1): still four standard errors, just wider ones.
     Prints the kill rate per module and every surviving mutant; ``.venv/bin/mutmut show NAME``
-    shows one. Results are kept in mutants/ and a rerun only retests what changed.
+    shows one. Results are kept in mutants/ and a rerun only retests what changed; name mutants
+    (globs allowed, e.g. ``'dealmodel.breakdown.*'``) to retest them after adding tests.
     """
     ensure_venv()
     # one thread: mutmut learns which tests reach a function only from calls on the main thread;
@@ -105,8 +106,9 @@ def mutate() -> None:
     env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1", "DEALMODEL_ENGINE": "numpy"}
     mutmut = str(BIN / "mutmut")
     workers = str(max(1, os.cpu_count() or 1))
-    print("+ mutmut run", flush=True)
-    subprocess.run([mutmut, "run", "--max-children", workers], cwd=ROOT, env=env, check=False)
+    names = sys.argv[2:]  # mutant names or globs: rerun those even if they have a result (after new tests)
+    print("+ mutmut run", *names, flush=True)
+    subprocess.run([mutmut, "run", "--max-children", workers, *names], cwd=ROOT, env=env, check=False)
     listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
                              capture_output=True, text=True).stdout
     print(mutation_report(listing))
