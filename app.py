@@ -449,7 +449,7 @@ def scenarios_panel(sb, paths: int, seed: int) -> None:
         pick = sb.selectbox("Saved scenarios", list(ss.scenarios), key="scenario_pick")
         sb.button("Restore this scenario", key="restore_scenario", on_click=_restore_scenario, args=(pick,))
         sb.download_button("Download the scenarios file", scenarios_text(ss.scenarios), file_name="scenarios.yaml",
-                           mime="application/x-yaml", key="download_scenarios")
+                           mime="application/x-yaml", key="download_scenarios", on_click="ignore")
     message = ss.get("scenario_message")
     if message:
         {"success": sb.success, "warning": sb.warning}.get(message[0], sb.error)(message[1])
@@ -655,7 +655,8 @@ def main() -> None:
                         "spread; see docs/methodology.md.")
 
     st.sidebar.download_button("Download the edited deal (YAML)", dm.dump_deal(deals[name]).encode(),
-                               file_name=f"{file_stem(name)}.yaml", mime="application/x-yaml", key="dl_deal")
+                               file_name=f"{file_stem(name)}.yaml", mime="application/x-yaml", key="dl_deal",
+                               on_click="ignore")  # a download needs no rerun (and a rerun can cancel one)
 
     tabs = st.tabs(["Value bridge", "Distributions", "Risk vs return", "Cash flow", "Sensitivity",
                     "Compare & solve", "Negotiate", "Decisions"], key="view",
@@ -1023,9 +1024,9 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     pairs = tuple(jsons.items())
     c1.download_button("Download the comparison (Excel)", lambda: workbook_bytes(pairs, baseline, paths, seed),
                        file_name="dealmodel-comparison.xlsx", key="dl_xlsx",
-                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", on_click="ignore")
     c2.download_button("Download the comparison (CSV)", csv_text(t).encode(), file_name="dealmodel-comparison.csv",
-                       mime="text/csv", key="dl_csv")
+                       mime="text/csv", key="dl_csv", on_click="ignore")
 
     st.markdown("#### Fair terms")
     royalty = next((i for i, term in enumerate(deals[name].terms) if term.kind == "royalty"), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import numpy_financial as npf
@@ -289,3 +290,38 @@ def test_a_deal_that_omits_every_optional_field_is_valued():
     by_hand = sum(100 * c * (1.1 ** -(1 + k) - 1.1 ** -(2 + k)) / math.log(1.1) for k, c in enumerate(curve))
     assert result.npv["sponsor"] == pytest.approx(np.full(100, by_hand), rel=1e-12)
     assert result.npv["partner"] == pytest.approx(np.zeros(100), abs=1e-12)
+
+
+ENGINES_HERE = [os.environ["DEALMODEL_ENGINE"]] if os.environ.get("DEALMODEL_ENGINE") else ["numpy", "numba"]
+
+
+@pytest.mark.parametrize("engine", ENGINES_HERE)
+def test_valuing_a_range_of_paths_gives_exactly_those_paths_of_a_full_simulation(engine):
+    """The unit of work of batch runs: paths [first, first + n) valued alone equal the same paths of one run."""
+    from dealmodel.engine import value_paths, value_paths_many
+    from dealmodel.program import BLOCK
+
+    deals = [dm.load_deal(REFERENCE["hybrid"]), dm.load_deal(REFERENCE["milestone"])]
+    full = dm.simulate_many(deals, paths=3 * BLOCK, seed=5, keep_flows=True, engine=engine)
+    first, n = BLOCK, BLOCK + 100  # a range across two blocks, ending inside the second
+    outs = value_paths_many(deals, seed=5, first_path=first, n=n, engine=engine)
+    for deal, result, out in zip(deals, full, outs, strict=True):
+        for party in ("sponsor", "partner", "program"):
+            np.testing.assert_allclose(out["npv"][party], result.npv[party][first:first + n], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(out["term_pv"], result.term_pv[:, first:first + n], rtol=1e-9, atol=1e-9)
+        assert out["term_pv"].shape == (len(deal.terms), n)
+    alone = value_paths(deals[1], seed=5, first_path=first, n=n, engine=engine)
+    np.testing.assert_allclose(alone["npv"]["partner"], outs[1]["npv"]["partner"], rtol=1e-12)
+    with pytest.raises(ValueError, match=f"first_path must be a multiple of {BLOCK} \\(got 100\\)"):
+        value_paths(deals[0], seed=5, first_path=100, n=10, engine=engine)
+
+
+def test_deals_that_differ_only_in_terms_name_or_decisions_share_their_futures():
+    from dealmodel.engine import paths_key
+
+    hybrid, milestone = dm.load_deal(REFERENCE["hybrid"]), dm.load_deal(REFERENCE["milestone"])
+    assert paths_key(hybrid) == paths_key(milestone)  # the same program, other terms and names
+    data = hybrid.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert paths_key(dm.parse_deal(data | {"decisions": "optimal", "description": "another"})) == paths_key(hybrid)
+    other = dm.parse_deal(data | {"correlation": {**data["correlation"], "rho": 0.5}})
+    assert paths_key(other) != paths_key(hybrid)
