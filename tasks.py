@@ -107,11 +107,32 @@ def mutate() -> None:
     mutmut = str(BIN / "mutmut")
     workers = str(max(1, os.cpu_count() or 1))
     names = sys.argv[2:]  # mutant names or globs: rerun those even if they have a result (after new tests)
-    print("+ mutmut run", *names, flush=True)
-    subprocess.run([mutmut, "run", "--max-children", workers, *names], cwd=ROOT, env=env, check=False)
-    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
-                             capture_output=True, text=True).stdout
+
+    def run_mutmut(selected: list[str]) -> str:
+        print("+ mutmut run", *selected[:3], "..." if len(selected) > 3 else "", flush=True)
+        subprocess.run([mutmut, "run", "--max-children", workers, *selected], cwd=ROOT, env=env, check=False)
+        return subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    listing = run_mutmut(names)
+    if not names:
+        # mutmut keeps a mutant's result until its function changes: after the tests change, a
+        # survivor may be caught now, so survivors found under other tests are run again
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "tests").glob("*.py")))).hexdigest()
+        stamp = ROOT / "mutants" / "tests.sha256"
+        stale = mutation_survivors(listing)
+        if stale and (not stamp.exists() or stamp.read_text() != digest):
+            print(f"the tests changed since {len(stale)} survivors were found: running them again", flush=True)
+            listing = run_mutmut(stale)
+        if (ROOT / "mutants").is_dir():
+            stamp.write_text(digest)
     print(mutation_report(listing))
+
+
+def mutation_survivors(listing: str) -> list[str]:
+    """Mutants that survived or that no test reached, from ``mutmut results --all true``."""
+    return [name for name, _, status in (line.strip().rpartition(": ") for line in listing.splitlines())
+            if "__mutmut_" in name and status in ("survived", "no tests")]
 
 
 def mutation_report(listing: str) -> str:
