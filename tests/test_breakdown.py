@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import dealmodel as dm
@@ -58,11 +59,12 @@ def test_each_candidates_contribution_matches_the_closed_form():
 
 
 def test_the_total_is_the_simulated_mean_of_the_same_futures():
-    data = _data()  # over two chunks of paths, with a fee indexed by a random price index
+    data = _data()  # over three chunks of paths, with a fee indexed by a random price index
     data["terms"][1] = {**data["terms"][1], "escalation": {"dist": "uniform", "low": 0.0, "high": 0.06}}
     deal = dm.parse_deal(data)
-    frame = candidate_values(deal, paths=20_000, seed=9)
-    result = dm.simulate(deal, paths=20_000, seed=9)
+    frame = candidate_values(deal, paths=35_000, seed=9)
+    result = dm.simulate(deal, paths=35_000, seed=9)
+    assert frame.index.name == "candidate"
     for party in ("sponsor", "partner", "program"):
         x = result.npv[party]
         assert frame.loc[TOTAL, party] == pytest.approx(float(np.mean(x)), rel=1e-9, abs=1e-9)
@@ -86,3 +88,12 @@ def test_an_aggregate_tier_shows_as_an_interaction_in_the_shared_row():
     assert frame.loc[SHARED, "partner"] > 1.0
     assert frame.loc[SHARED, "sponsor"] < -1.0
     assert frame.loc[SHARED, "program"] == pytest.approx(0.0, abs=1e-9)  # payments between the parties net out
+
+
+def test_the_default_seed_is_zero_and_two_paths_give_the_sample_standard_error():
+    deal = dm.parse_deal(_data())
+    frame = candidate_values(deal, paths=2)
+    pd.testing.assert_frame_equal(frame, candidate_values(deal, paths=2, seed=0))
+    x = dm.simulate(deal, paths=2, seed=0).npv["partner"]
+    assert abs(x[0] - x[1]) > 1.0  # two different futures, so the divisor shows
+    assert frame.loc[TOTAL, "partner_se"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-9)  # sd(ddof=1) / sqrt 2

@@ -198,13 +198,17 @@ def test_each_term_and_block_has_its_own_random_stream():
     assert abs(u.mean() - 0.5) < 0.01
 
 
-def test_a_random_index_on_supply_follows_each_paths_own_draw():
+@pytest.mark.parametrize("phase3", [1.0, 0.5])
+def test_a_random_index_on_supply_follows_each_paths_own_draw(phase3):
     # One certain path of the program (launch at 6.65, sales 160, 480, 800, ... a year); supply at COGS (10%) + 20%,
     # its price indexed by e ~ uniform(0, 10%) drawn per path: the PV on each path, by hand, with that path's e.
+    # With phase 3 a coin toss, only the launched paths pay, each still at its own e.
     from dealmodel.program import term_uniforms
 
     supply = {"kind": "supply", "markup": 0.2, "escalation": {"dist": "uniform", "low": 0.0, "high": 0.1}}
-    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=[supply], horizon_years=12))
+    spec = _sure(candidate("A"))
+    spec["phases"]["phase3"]["success_probability"] = phase3
+    deal = dm.parse_deal(base_deal(candidates=[spec], terms=[supply], horizon_years=12))
     result = dm.simulate(deal, paths=300, seed=6)
     e = 0.1 * term_uniforms(6, 0, 1, 300, 0)
     launch, g = 6.65, np.log(1.1)
@@ -215,4 +219,7 @@ def test_a_random_index_on_supply_follows_each_paths_own_draw():
             lo, hi = max(a, year), min(b, year + 1)
             if hi > lo:
                 expected += sales * 0.1 * 1.2 * (1 + e) ** year * (1.1**-lo - 1.1**-hi) / g
-    np.testing.assert_allclose(result.term_pv[0], expected, rtol=1e-12)
+    launched = result.term_pv[0] != 0.0
+    assert abs(launched.mean() - phase3) <= 4 * np.sqrt(phase3 * (1 - phase3) / 300)
+    assert launched.any()
+    np.testing.assert_allclose(result.term_pv[0][launched], expected[launched], rtol=1e-12)
