@@ -223,3 +223,57 @@ def test_a_random_index_on_supply_follows_each_paths_own_draw(phase3):
     assert abs(launched.mean() - phase3) <= 4 * np.sqrt(phase3 * (1 - phase3) / 300)
     assert launched.any()
     np.testing.assert_allclose(result.term_pv[0][launched], expected[launched], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- corners the mutation run found untested
+
+
+def test_an_approval_count_beyond_the_covered_candidates_is_never_paid():
+    # two certain candidates launch at 6.65: the second approval pays then; there is no third
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A")), _sure(candidate("B"))], terms=[
+        {"kind": "milestone", "event": "approval_count", "count": 3, "amount": 50.0},
+        {"kind": "milestone", "event": "approval_count", "count": 2, "amount": 50.0}]))
+    result = dm.simulate(deal, paths=20, seed=0)
+    np.testing.assert_array_equal(result.term_pv[0], 0.0)
+    np.testing.assert_allclose(result.term_pv[1], 50.0 * 1.1**-6.65, rtol=1e-12)
+
+
+def test_an_option_on_a_candidate_past_its_exercise_point_is_never_exercised():
+    # the candidate starts in phase 3, the option is exercised at the start of phase 2: only the option fee is paid
+    fees = {"kind": "service_fees", "markup": 0.2}
+    option = {"kind": "option", "exercise_at": "phase2_start", "option_fee": 5.0, "exercise_fee": 7.0,
+              "markup_given_up": 0.1, "royalty_rate": 0.04, "royalty_years": 10.0}
+    spec = _sure(candidate("A", start_phase="phase3"))
+    with_option = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[fees, option])), paths=20, seed=1)
+    without = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[fees])), paths=20, seed=1)
+    np.testing.assert_allclose(with_option.term_pv[1], -5.0, rtol=1e-12)  # the holder (partner) pays it at signing
+    np.testing.assert_allclose(with_option.term_pv[0], without.term_pv[0], rtol=1e-12)  # fees at the full markup
+
+
+def test_a_one_tier_markup_schedule_is_the_flat_markup_with_its_price_index_too():
+    flat = {"kind": "supply", "markup": 0.2, "escalation": 0.05}
+    tiered = {"kind": "supply", "markup": 0.9, "markup_tiers": [{"above": 0.0, "markup": 0.2}],  # tiers win
+              "escalation": 0.05}
+    spec = _sure(candidate("A"))
+    a = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[flat], horizon_years=14)), paths=10, seed=2)
+    b = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[tiered], horizon_years=14)), paths=10, seed=2)
+    np.testing.assert_allclose(b.term_pv[0], a.term_pv[0], rtol=1e-12)
+    unindexed = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[flat | {"escalation": 0.0}],
+                                                    horizon_years=14)), paths=10, seed=2)
+    assert (a.term_pv[0] > 1.2 * unindexed.term_pv[0]).all()  # the index matters: 5% a year from year 6
+
+
+def test_a_success_rebate_returns_its_share_of_the_indexed_fees_at_approval():
+    # fees indexed 5% a year on a certain path; their undiscounted total F (partner's rate 0); the rebate pays
+    # half of F at approval (6.65), from the partner
+    fees = {"kind": "service_fees", "markup": 0.2, "escalation": 0.05}
+    spec = _sure(candidate("A"))
+    undiscounted = base_deal(candidates=[spec], terms=[fees])
+    undiscounted["parties"]["partner"]["discount_rate"] = 0.0
+    total = dm.simulate(dm.parse_deal(undiscounted), paths=4, seed=3).term_pv[0]
+    unindexed = dm.simulate(dm.parse_deal(dict(undiscounted, terms=[fees | {"escalation": 0.0}])), paths=4,
+                            seed=3).term_pv[0]
+    assert (total > 1.05 * unindexed).all()
+    rebate = {"kind": "success_rebate", "fraction": 0.5}
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[fees, rebate])), paths=4, seed=3)
+    np.testing.assert_allclose(result.term_pv[1], -0.5 * total * 1.1**-6.65, rtol=1e-12)
