@@ -325,3 +325,13 @@ def test_deals_that_differ_only_in_terms_name_or_decisions_share_their_futures()
     assert paths_key(dm.parse_deal(data | {"decisions": "optimal", "description": "another"})) == paths_key(hybrid)
     other = dm.parse_deal(data | {"correlation": {**data["correlation"], "rho": 0.5}})
     assert paths_key(other) != paths_key(hybrid)
+
+
+def test_irr_searches_from_minus_90_to_plus_500_percent_unless_told_otherwise():
+    # one outlay and one return a year later: the IRR is return / outlay - 1
+    steep = np.array([[-1.0, 6.5]])  # +550%
+    collapse = np.array([[-100.0, 5.0]])  # -95%
+    assert np.isnan(metrics.irr(steep)[0]) and np.isnan(metrics.irr(collapse)[0])  # outside the default range
+    assert metrics.irr(steep, high=6.0)[0] == pytest.approx(5.5, abs=1e-9)
+    assert metrics.irr(collapse, low=-0.99)[0] == pytest.approx(-0.95, abs=1e-9)
+    assert metrics.irr(np.array([[-100.0, 110.0]]))[0] == pytest.approx(0.1, abs=1e-11)
