@@ -140,7 +140,7 @@ def success_rebate(term: SuccessRebate, deal: Deal, program: ProgramPaths, c: in
 
 
 def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: Ledger, own: Ledger,
-                         esc=0.0) -> None:
+                         esc) -> None:
     """Reservation fees until release (notice after failure), a take-or-pay true-up, the partner's capacity.
 
     ``failed_at`` is when the reserved-for development fails on each path (inf: never).
@@ -200,7 +200,7 @@ def supply_cogs(term: Supply, cp: CandidatePaths, sales: Sales) -> np.ndarray:
     return cogs / cp.remake[sales.rows] if term.failed_batches_paid_by == "partner" else cogs
 
 
-def supply(term: Supply, cp: CandidatePaths, sales: Sales, led: Ledger, esc=0.0) -> None:
+def supply(term: Supply, cp: CandidatePaths, sales: Sales, led: Ledger, esc) -> None:
     """The partner sells the marketed product at cost of goods x (1 + markup) (flat markup)."""
     if sales.rows.size == 0:
         return
@@ -374,7 +374,7 @@ def tiered_spans(streams: _Streams, bounds: np.ndarray, rates: np.ndarray, stepp
 # --------------------------------------------------------------------------- dispatch
 
 def tiered_supply(term: Supply, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger,
-                  esc=0.0) -> None:
+                  esc) -> None:
     """Volume-tiered supply: each tier's markup on the cost of goods of its slice of the royalty year's sales."""
     covered = deal.covered(term)
     streams = _streams_per_product([sales[c] for c in covered], None)

@@ -277,3 +277,14 @@ def test_a_success_rebate_returns_its_share_of_the_indexed_fees_at_approval():
     rebate = {"kind": "success_rebate", "fraction": 0.5}
     result = dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[fees, rebate])), paths=4, seed=3)
     np.testing.assert_allclose(result.term_pv[1], -0.5 * total * 1.1**-6.65, rtol=1e-12)
+
+
+def test_the_profit_share_of_a_cost_share_is_proportional_to_its_fraction():
+    # no cost funded: the term is the payee's profit share alone, linear in the fraction up to all of it
+    spec = _sure(candidate("A"))
+    pv = {f: dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[
+        {"kind": "cost_share", "cost_fraction": 0.0, "profit_fraction": f}])), paths=4, seed=0).term_pv[0]
+        for f in (0.25, 0.5, 1.0)}
+    assert (pv[0.25] > 1.0).all()  # the sponsor pays the partner a share of its operating profit
+    np.testing.assert_allclose(pv[1.0], 4 * pv[0.25], rtol=1e-12)
+    np.testing.assert_allclose(pv[0.5], 2 * pv[0.25], rtol=1e-12)
