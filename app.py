@@ -414,6 +414,13 @@ def _restore_scenario(name: str) -> None:
     ss.scenario_message = ("success", f"Restored **{name}**.")
 
 
+def _delete_scenario(name: str) -> None:
+    ss.scenarios.pop(name, None)
+    ss.pop("scenario_pick", None)  # the list changed: pick its first entry again
+    level, kept = store_scenarios()
+    ss.scenario_message = (level, f"Deleted **{name}**." + ("" if level == "success" else kept))
+
+
 def _load_scenarios_file(upload) -> None:
     if upload is None or upload.file_id in ss.seen_uploads:
         return
@@ -447,7 +454,11 @@ def scenarios_panel(sb, paths: int, seed: int) -> None:
                                           key="scenario_upload"))
     if ss.scenarios:
         pick = sb.selectbox("Saved scenarios", list(ss.scenarios), key="scenario_pick")
-        sb.button("Restore this scenario", key="restore_scenario", on_click=_restore_scenario, args=(pick,))
+        restore, delete = sb.columns(2)
+        restore.button("Restore", key="restore_scenario", on_click=_restore_scenario, args=(pick,),
+                       help="Put every structure, slider and setting back as this scenario has them.")
+        delete.button("Delete", key="delete_scenario", on_click=_delete_scenario, args=(pick,),
+                      help="Remove this scenario from the list (and from the server in team mode).")
         sb.download_button("Download the scenarios file", scenarios_text(ss.scenarios), file_name="scenarios.yaml",
                            mime="application/x-yaml", key="download_scenarios", on_click="ignore")
     message = ss.get("scenario_message")

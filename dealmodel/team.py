@@ -182,8 +182,8 @@ class UserFiles:
         after = self.used() - old + size
         if after > self.quota:
             raise QuotaError(f"not saved on the server: it would take your files to {size_text(after)}, over your "
-                             f"{size_text(self.quota)} quota; remove an uploaded structure or download your "
-                             "scenarios and keep fewer. It stays in this session until you close it.")
+                             f"{size_text(self.quota)} quota; remove an uploaded structure or delete a saved "
+                             "scenario. It stays in this session until you close it.")
 
     def _save(self, path: Path, data: bytes) -> None:
         self._check(path, len(data))

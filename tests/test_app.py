@@ -399,6 +399,22 @@ def test_a_saved_scenario_restores_to_identical_figures_and_downloads_as_a_file(
     assert round(table.loc[name, "partner_expected_npv"], 1) == saved["Partner eNPV"]
 
 
+def test_a_saved_scenario_can_be_deleted(monkeypatch):
+    at = _app(monkeypatch)
+    for label in ("First", "Second"):
+        at.text_input(key="scenario_name").input(label).run()
+        at.button(key="save_scenario").click().run()
+    assert at.selectbox(key="scenario_pick").options == ["First", "Second"]
+    at.selectbox(key="scenario_pick").set_value("Second").run()
+    at.button(key="delete_scenario").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="scenario_pick").options == ["First"]
+    assert any(s.value == "Deleted **Second**." for s in at.sidebar.success)
+    at.selectbox(key="scenario_pick").set_value("First").run()
+    at.button(key="delete_scenario").click().run()
+    assert not [b for b in at.selectbox if b.key == "scenario_pick"]  # none left: no list
+
+
 def test_the_distribution_view_reads_like_a_simulation_report(monkeypatch):
     at = _app(monkeypatch, str(REFERENCE["hybrid"]))
     result = dm.simulate(dm.load_deal(REFERENCE["hybrid"]), paths=20_000, seed=0, keep_flows=False)

@@ -248,6 +248,11 @@ def test_two_users_each_see_only_their_own_uploads_and_scenarios(team_server, br
     assert "Single candidate — phase 2 antibody" in structures
     assert "Reference program — hybrid, with gate decisions" not in structures
     assert _options(alice2, "Saved scenarios") == ["Alice draft"]
+    # deleting it removes it from her stored scenarios too
+    alice2.get_by_test_id("stSidebar").get_by_role("button", name="Delete").click()
+    _idle(alice2)
+    stored = team.UserFiles(data, f"{stub.issuer}|user-alice", 1).read_scenarios()
+    assert stored is not None and "Alice draft" not in stored
     assert len([p for p in data.iterdir() if p.is_dir()]) == 2
     assert stub.tokens_issued == 3  # every sign-in went through the provider's token endpoint
     for page in (alice, bob, alice2):
