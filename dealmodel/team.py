@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         print("dealmodel team: cannot start\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
     print(f"dealmodel team: {'sign-in on' if signed else 'no sign-in (loopback only, one local user)'}; "
-          f"users' files in {folder} ({quota / 1e6:g} MB each); serving on {args.address}:{args.port}", flush=True)
+          f"users' files in {folder} ({quota / 1e6:g} MB each); {'would serve' if args.check else 'serving'} on "
+          f"{args.address}:{args.port}", flush=True)
     if args.check:
         return 0
     app = Path(__file__).resolve().parents[1] / "app.py"

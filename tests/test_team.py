@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from dealmodel import team
 from tests.conftest import ROOT
+from tests.serving import free_port, stop, wait_until_serving
 from tests.test_serve import _listening
 
 SINGLE = ROOT / "sample_deals" / "single_candidate.yaml"
 GATES = ROOT / "examples" / "hybrid_with_gate_decisions.yaml"
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
@@ -60,7 +54,7 @@ def test_auth_settings_name_each_missing_or_wrong_key():
 
 
 def test_team_mode_refuses_a_network_address_without_sign_in(tmp_path):
-    port = _free_port()
+    port = free_port()
     empty = tmp_path / "secrets.toml"
     empty.write_text('[other]\nkey = "value"\n')
     started = time.monotonic()
@@ -141,7 +135,7 @@ def team_server(tmp_path_factory):
     from tests.oidc_stub import OIDCStub
 
     tmp = tmp_path_factory.mktemp("team")
-    port = _free_port()
+    port = free_port()
     with OIDCStub() as stub:
         (tmp / "secrets.toml").write_text(_auth(stub.metadata_url, port).replace('"dealmodel"', f'"{stub.client_id}"')
                                           .replace('"s3cret"', f'"{stub.client_secret}"'))
@@ -151,22 +145,9 @@ def team_server(tmp_path_factory):
                                  "--secrets", str(tmp / "secrets.toml")], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            proc.kill()
-            pytest.fail("the team server did not start: " + (proc.stdout.read() if proc.stdout else ""))
+        wait_until_serving(url, proc)
         yield url, tmp / "data", stub
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
