@@ -852,8 +852,7 @@ if AVAILABLE:
                     _span(t_start, release, s * fee, g, W, a, 0, D, ann, -1)
                     if TF[row, 5] > 0:
                         shortfall = max(TF[row, 5] - _indexed_total(t_start, release, fee, g), 0.0)
-                        if release < t_end:
-                            _lump(release, s * shortfall, 0.0, W, a, 0, D, ann, -1)
+                        _lump(release, s * shortfall, 0.0, W, a, 0, D, ann, -1)
                     if TF[row, 6] != 0.0:
                         _span(t_start, t_end, -TF[row, 6], 0.0, W, extra, 1, D, xa, -1)
                     if TF[row, 7] != 0.0:

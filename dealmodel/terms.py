@@ -153,7 +153,7 @@ def capacity_reservation(term: CapacityReservation, failed_at: np.ndarray, led: 
         paid = Ledger(release.size)
         paid.span(np.full(release.shape, start), release, term.fee_per_year, index=esc)
         shortfall = np.maximum(term.minimum_commitment - paid.total(100), 0.0)
-        led.lump(np.where(release < end, release, np.inf), s * shortfall)
+        led.lump(release, s * shortfall)  # at release, or at the end of a reservation that ran its term
     if term.partner_cost_per_year:
         own.span(np.full(release.shape, start), np.full(release.shape, end), -term.partner_cost_per_year)
     if term.resale_utilisation:

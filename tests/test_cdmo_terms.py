@@ -288,3 +288,13 @@ def test_the_profit_share_of_a_cost_share_is_proportional_to_its_fraction():
     assert (pv[0.25] > 1.0).all()  # the sponsor pays the partner a share of its operating profit
     np.testing.assert_allclose(pv[1.0], 4 * pv[0.25], rtol=1e-12)
     np.testing.assert_allclose(pv[0.5], 2 * pv[0.25], rtol=1e-12)
+
+
+def test_a_reservation_that_ran_its_term_under_a_falling_index_pays_the_shortfall_at_its_end():
+    # 4 a year from 0.5 to 4.5, indexed -20% a year, on a candidate that never fails: the fees come to
+    # 4 (0.5 + 0.8 + 0.64 + 0.512 + 0.5 x 0.4096) = 10.6272, under the minimum of 15: 4.3728 more at 4.5
+    term = RESERVATION | {"start_years": 0.5, "end_years": 4.5, "escalation": -0.2}
+    spec = _sure(candidate("A"))
+    pv = {m: dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[term | {"minimum_commitment": m}])),
+                         paths=4, seed=0).term_pv[0] for m in (0.0, 15.0)}
+    np.testing.assert_allclose(pv[15.0] - pv[0.0], (15.0 - 4 * 2.6568) * 1.1**-4.5, rtol=1e-9)
