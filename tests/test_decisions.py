@@ -243,17 +243,18 @@ def test_the_decider_does_no_worse_with_its_own_rule_than_with_the_programs():
     assert program.mean() > -3 * program.std() / np.sqrt(program.size)
 
 
-def _report(stops: list[tuple[str, str, float, float]], owner: str = "sponsor") -> dm.DecisionReport:
+def _report(stops: list[tuple[str, str, float, float]], owner: str = "sponsor", **decisions) -> dm.DecisionReport:
     import pandas as pd
 
     from dealmodel.decisions import ROWS
 
-    deal = dm.parse_deal(base_deal(decisions={"rule": "optimal", "owner": owner}))
+    deal = dm.parse_deal(base_deal(decisions={"rule": "optimal", "owner": owner, **decisions}))
     frame = pd.DataFrame([(c, g, p, q, p - q) for c, g, p, q in stops],
                          columns=["candidate", "gate", "under the deal", "as the program would", "change"])
     values = pd.DataFrame({"sponsor": [1.0, 2.0, 3.0], "partner": [4.0, 5.0, 6.0], "program": [5.0, 7.5, 9.25]},
                           index=list(ROWS))
-    return dm.DecisionReport(deal=deal, paths=10_000, seed=3, rule="optimal", owner=owner, threshold=None,
+    rule, threshold = deal.decisions.rule, deal.decisions.threshold
+    return dm.DecisionReport(deal=deal, paths=10_000, seed=3, rule=rule, owner=owner, threshold=threshold,
                              values=values, values_se=values * 0.0, stops=frame.set_index(["candidate", "gate"]),
                              flexibility=2.5, flexibility_se=0.25, distortion=1.75, distortion_se=0.5)
 
@@ -310,3 +311,24 @@ def test_the_report_takes_the_deals_own_rule_owner_and_threshold_unless_told_oth
     assert (plain.rule, plain.owner, plain.threshold) == ("optimal", "sponsor", None)
     with pytest.raises(ValueError, match="rule must be threshold or optimal"):
         dm.decision_report(deal, paths=2_000, seed=1, rule="none")
+
+
+def test_the_summary_names_the_rule_and_each_candidates_decider():
+    text = _report([("A", "phase2", 0.5, 0.5)], rule="threshold", threshold=1250.0, owners={"A": "partner"}).summary()
+    assert text.splitlines()[0].startswith("Gate decisions (threshold: forecast peak sales ≥ 1,250; decided by the "
+                                           "sponsor (A: the partner)); 10,000 futures, seed 3;")
+    assert text.splitlines()[2] == "  The deal does not change which candidates are stopped."
+
+
+def test_the_reports_json_lists_every_figure_under_its_name():
+    report = _report([("A", "phase2", 0.5, 0.3)], rule="threshold", threshold=900.0)
+    assert report.to_dict() == {
+        "deal": "test deal", "paths": 10_000, "seed": 3, "rule": "threshold", "owner": "sponsor", "threshold": 900.0,
+        "values": {"no decisions": {"sponsor": 1.0, "partner": 4.0, "program": 5.0},
+                   "decided under the deal": {"sponsor": 2.0, "partner": 5.0, "program": 7.5},
+                   "decided as the program would": {"sponsor": 3.0, "partner": 6.0, "program": 9.25}},
+        "values_se": {r: {"sponsor": 0.0, "partner": 0.0, "program": 0.0}
+                      for r in ("no decisions", "decided under the deal", "decided as the program would")},
+        "stops": [{"candidate": "A", "gate": "phase2", "under the deal": 0.5, "as the program would": 0.3,
+                   "change": pytest.approx(0.2)}],
+        "flexibility": 2.5, "flexibility_se": 0.25, "distortion": 1.75, "distortion_se": 0.5}
