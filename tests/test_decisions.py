@@ -332,3 +332,17 @@ def test_the_reports_json_lists_every_figure_under_its_name():
         "stops": [{"candidate": "A", "gate": "phase2", "under the deal": 0.5, "as the program would": 0.3,
                    "change": pytest.approx(0.2)}],
         "flexibility": 2.5, "flexibility_se": 0.25, "distortion": 1.75, "distortion_se": 0.5}
+
+
+def test_a_gate_too_rare_to_fit_lets_every_path_that_reaches_it_go_on():
+    # phase 2 almost never succeeds: on the 16,384 fitting paths about 8 reach phase 3, too few to fit a rule
+    c = candidate("A")
+    c["phases"]["phase2"]["success_probability"] = 0.0005
+    data = base_deal(candidates=[c], decisions={"rule": "optimal"})
+    decided = dm.simulate(dm.parse_deal(data), paths=40_000, seed=1, keep_flows=False)
+    plain = dm.simulate(dm.parse_deal({k: v for k, v in data.items() if k != "decisions"}), paths=40_000, seed=1,
+                        keep_flows=False)
+    assert decided.candidates["A"]["prob_reach_phase3"] > 0  # some paths do reach the gate, and all go on
+    assert decided.candidates["A"]["prob_stopped_before_phase3"] == 0.0
+    for party in ("sponsor", "partner", "program"):
+        np.testing.assert_allclose(decided.npv[party], plain.npv[party], rtol=1e-12, atol=1e-12)
