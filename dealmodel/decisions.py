@@ -214,6 +214,10 @@ class _PolicyCache:
                 self._items.popitem(last=False)
             return policy
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 POLICIES = _PolicyCache()
 

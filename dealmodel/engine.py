@@ -249,6 +249,11 @@ class _ProgramCache:
                     self._bytes -= dropped
         return program
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
 
 CACHED_PATHS = 200_000
 PROGRAMS = _ProgramCache(int(os.environ.get("DEALMODEL_PROGRAM_CACHE_MB", "256")) * 2**20)

@@ -76,11 +76,13 @@ def reference_paths():
 
 
 @pytest.fixture(autouse=True)
-def _fit_decision_rules_afresh():
-    """Each test fits the gate-decision rules it needs (no rule carried over from an earlier test), so a
-    test's outcome never depends on the order tests run in, and mutation testing sees every test
-    that reaches the fitting code."""
+def _fit_and_simulate_afresh():
+    """Each test fits the gate-decision rules and simulates the programs it needs (nothing carried over
+    from an earlier test), so a test's outcome never depends on the order tests run in, and mutation
+    testing (whose workers inherit the caches of a first clean run) runs the code it mutates."""
     from dealmodel.decisions import POLICIES
+    from dealmodel.engine import PROGRAMS
 
-    POLICIES._items.clear()
+    POLICIES.clear()
+    PROGRAMS.clear()
     yield

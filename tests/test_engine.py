@@ -335,3 +335,23 @@ def test_irr_searches_from_minus_90_to_plus_500_percent_unless_told_otherwise():
     assert metrics.irr(steep, high=6.0)[0] == pytest.approx(5.5, abs=1e-9)
     assert metrics.irr(collapse, low=-0.99)[0] == pytest.approx(-0.95, abs=1e-9)
     assert metrics.irr(np.array([[-100.0, 110.0]]))[0] == pytest.approx(0.1, abs=1e-11)
+
+
+def test_structures_on_one_program_simulate_it_once_per_chunk(monkeypatch):
+    """The compiled path values every structure of a comparison on one simulation of their shared program;
+    a structure on another program (other correlation) gets its own."""
+    import dealmodel.engine as engine
+    from dealmodel.program import BLOCK
+
+    calls = []
+    real = engine.deal_program
+    monkeypatch.setattr(engine, "deal_program", lambda deal, *a, **k: calls.append(deal.name) or real(deal, *a, **k))
+    deals = [dm.load_deal(REFERENCE[k]) for k in ("fee_for_service", "milestone", "revenue_share", "hybrid")]
+    other = deals[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+    other = dm.parse_deal(other | {"name": "other program", "correlation": {**other["correlation"], "rho": 0.6}})
+    dm.simulate_many([*deals, other], paths=3 * BLOCK, seed=2, keep_flows=False, engine="numba", chunk_size=BLOCK,
+                     threads=1)
+    assert sorted(calls) == sorted([deals[0].name] * 3 + ["other program"] * 3)  # three chunks, two programs
+    calls.clear()
+    dm.simulate_many(deals, paths=3 * BLOCK, seed=2, keep_flows=False, engine="numba", chunk_size=BLOCK, threads=1)
+    assert calls == []  # the same chunks again (a slider that moves only terms): none simulated anew
