@@ -169,15 +169,130 @@ async def session(browser, url: str, steps: int, times: dict[str, list[float]], 
         await context.close()
 
 
+class _Stream:
+    """One Streamlit session over its websocket, as the browser's page script would speak to it."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.widgets: dict[str, tuple[str, object]] = {}
+        self.metrics: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.session_id = ""
+
+    async def rerun(self, states: dict[str, tuple[str, object]]) -> None:
+        """Send a rerun with these widget values (kind, value) and read until the script has finished."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        back = BackMsg()
+        back.rerun_script.page_script_hash = ""
+        for wid, (kind, value) in states.items():
+            w = back.rerun_script.widget_states.widgets.add()
+            w.id = wid
+            if kind == "double_array_value":
+                w.double_array_value.data.append(value)
+            else:
+                setattr(w, kind, value)
+        await self.ws.send(back.SerializeToString())
+        await self.read(lambda msg: msg.WhichOneof("type") == "script_finished")
+
+    async def read(self, done) -> object:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        while True:
+            msg = ForwardMsg()
+            msg.ParseFromString(await self.ws.recv())
+            if msg.WhichOneof("type") == "delta":
+                self._element(msg.delta)
+            elif msg.WhichOneof("type") == "new_session" and msg.new_session.initialize.session_id:
+                self.session_id = msg.new_session.initialize.session_id
+            if done(msg):
+                return msg
+
+    def _element(self, delta) -> None:
+        for part in ("new_element", "add_block"):
+            if delta.WhichOneof("type") != part:
+                continue
+            el = getattr(delta, part)
+            kind = el.WhichOneof("type")
+            inner = getattr(el, kind) if kind else None
+            if inner is None:
+                return
+            if kind == "metric":
+                self.metrics[inner.label] = inner.body
+            elif kind == "exception" or (kind == "alert" and inner.format == 1):  # 1: error
+                self.errors.append(re.sub(r"\s+", " ", getattr(inner, "message", "") or inner.body)[:200])
+            wid = getattr(inner, "id", "")
+            if wid:
+                self.widgets[wid] = (kind, inner)
+
+    def widget(self, suffix: str) -> str:
+        return next(w for w in self.widgets if w.endswith(suffix))
+
+
+async def protocol_session(url: str, steps: int, times: dict[str, list[float]], errors: list[str]) -> None:
+    """One person's visit spoken over Streamlit's websocket: no browser, so no drawing on these cores."""
+    import websockets
+
+    ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+    try:
+        async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None) as ws:
+            stream = _Stream(ws)
+            t = time.perf_counter()
+            await stream.rerun({})
+            times["open"].append(time.perf_counter() - t)
+
+            before = stream.metrics.get("Partner eNPV, $M")
+            slider = (stream.widget("::terms[1].tiers[0].rate"), ("double_array_value", 10.0 + 0.5 * steps))
+            t = time.perf_counter()
+            await stream.rerun(dict([slider]))
+            times["slider"].append(time.perf_counter() - t)
+            if stream.metrics.get("Partner eNPV, $M") == before:
+                errors.append("the slider did not change the partner's value")
+
+            view = stream.widget("-view")
+            t = time.perf_counter()
+            await stream.rerun(dict([slider, (view, ("string_value", "Distributions"))]))
+            times["tab"].append(time.perf_counter() - t)
+
+            await stream.rerun(dict([slider, (view, ("string_value", "Compare & solve"))]))
+            button = stream.widgets[stream.widget("dl_xlsx")][1]
+            from streamlit.proto.BackMsg_pb2 import BackMsg
+
+            t = time.perf_counter()
+            back = BackMsg()
+            back.backend_operation_request.request_id = "workbook"
+            back.backend_operation_request.session_id = stream.session_id
+            back.backend_operation_request.deferred_file.file_id = button.deferred_file_id
+            await ws.send(back.SerializeToString())
+            reply = await stream.read(lambda msg: msg.WhichOneof("type") == "backend_operation_response")
+            answer = reply.backend_operation_response
+            if answer.error_msg:
+                errors.append(f"download failed: {answer.error_msg}")
+            else:
+                link = answer.deferred_file.url
+                data = await asyncio.to_thread(lambda: urllib.request.urlopen(url + link, timeout=120).read())
+                if not data.startswith(b"PK"):
+                    errors.append("the download is not a workbook")
+            times["download"].append(time.perf_counter() - t)
+            errors.extend(stream.errors)
+    except Exception as exc:  # a step that failed or timed out: counted, the others go on
+        errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+
+
 async def _later(delay: float, job) -> None:
     await asyncio.sleep(delay)
     await job
 
 
-async def run(url: str, n: int, arrivals: float = 0.0) -> tuple[dict[str, list[float]], list[str]]:
+async def run(url: str, n: int, arrivals: float = 0.0, protocol: bool = False
+              ) -> tuple[dict[str, list[float]], list[str]]:
     times: dict[str, list[float]] = {"open": [], "slider": [], "tab": [], "download": []}
     errors: list[str] = []
     starts = random.Random(n).uniform  # the same arrival times on every run
+    if protocol:
+        await asyncio.gather(*(_later(starts(0.0, arrivals) if arrivals else 0.0,
+                                      protocol_session(url, 1 + i % 12, times, errors)) for i in range(n)))
+        return times, errors
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
@@ -192,7 +307,7 @@ def _p95(values: list[float]) -> float:
     return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)] if values else float("nan")
 
 
-def load(counts: list[int], arrivals: float = 0.0) -> list[dict]:
+def load(counts: list[int], arrivals: float = 0.0, protocol: bool = False) -> list[dict]:
     """Each N on a fresh server; returns one row of figures per N."""
     rows = []
     for n in counts:
@@ -200,7 +315,7 @@ def load(counts: list[int], arrivals: float = 0.0) -> list[dict]:
         try:
             base = rss_mb(server.proc.pid)
             cpu0, all0, wall0 = cpu_seconds(server.proc.pid), cpu_seconds(), time.monotonic()
-            times, errors = asyncio.run(run(server.url, n, arrivals))
+            times, errors = asyncio.run(run(server.url, n, arrivals, protocol))
             peak = server.peak
             cpu, whole, wall = (cpu_seconds(server.proc.pid) - cpu0, cpu_seconds() - all0,
                                 time.monotonic() - wall0)
@@ -214,7 +329,7 @@ def load(counts: list[int], arrivals: float = 0.0) -> list[dict]:
                           for a, v in times.items())
         print(f"N={n:>2}: {cells}  (median/p95)  errors {len(errors)}  server MB: start {base:.0f}, "
               f"peak {peak:.0f}, 20 s after {after:.0f}; CPU over {wall:.0f} s: server {cpu:.0f} s, whole machine "
-              f"{whole:.0f} s (the rest is the browsers)", flush=True)
+              f"{whole:.0f} s", flush=True)
         for e in errors[:5]:
             print(f"       error: {e}")
     return rows
@@ -224,6 +339,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sessions", nargs="*", type=int, default=[1, 5, 10, 20])
     parser.add_argument("--arrivals", type=float, default=0.0, help="sessions start within this many seconds")
+    parser.add_argument("--protocol", action="store_true",
+                        help="speak Streamlit's websocket protocol instead of driving browsers (no drawing)")
     args = parser.parse_args()
-    print(f"sessions arrive within {args.arrivals:g} s" if args.arrivals else "sessions start at once", flush=True)
-    load(args.sessions, args.arrivals)
+    print(("sessions over the websocket protocol (no browsers); " if args.protocol else "browser sessions; ")
+          + (f"arriving within {args.arrivals:g} s" if args.arrivals else "starting at once"), flush=True)
+    load(args.sessions, args.arrivals, args.protocol)

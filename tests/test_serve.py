@@ -42,3 +42,18 @@ def test_the_app_listens_on_loopback_only_by_default():
     finally:
         stop(proc)
     assert "Network URL" not in (proc.stdout.read() if proc.stdout else "")
+
+
+def test_three_sessions_over_the_websocket_protocol_have_no_errors():
+    """The load benchmark without browsers (benchmarks/bench_load.py --protocol): three sessions open the app,
+    move a term slider (the partner's value changes), switch tabs and download a workbook, on one server."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_load
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    (row,) = bench_load.load([3], protocol=True)
+    assert row["errors"] == []
+    assert {action: len(times) for action, times in row["times"].items()} == {
+        "open": 3, "slider": 3, "tab": 3, "download": 3}
+    assert 0 < row["peak_mb"] < 2_048
