@@ -129,19 +129,24 @@ def mutate() -> None:
     print(mutation_report(listing))
 
 
+SURVIVING = ("survived", "no tests")  # mutmut's statuses of a mutant no test caught
+
+
+def mutants(listing: str) -> list[tuple[str, str]]:
+    """(mutant, status) pairs from ``mutmut results --all true``."""
+    pairs = (line.strip().rpartition(": ") for line in listing.splitlines())
+    return [(name, status) for name, sep, status in pairs if sep and "__mutmut_" in name]
+
+
 def mutation_survivors(listing: str) -> list[str]:
-    """Mutants that survived or that no test reached, from ``mutmut results --all true``."""
-    return [name for name, _, status in (line.strip().rpartition(": ") for line in listing.splitlines())
-            if "__mutmut_" in name and status in ("survived", "no tests")]
+    """Mutants that survived or that no test reached."""
+    return [name for name, status in mutants(listing) if status in SURVIVING]
 
 
 def mutation_report(listing: str) -> str:
     """Kill rate per module and the surviving mutants, from ``mutmut results --all true``."""
     by_module: dict[str, dict[str, list[str]]] = {}
-    for line in listing.splitlines():
-        name, sep, status = line.strip().rpartition(": ")
-        if not sep or "__mutmut_" not in name:
-            continue
+    for name, status in mutants(listing):
         parts = name.split(".")
         module = ".".join(p for p in parts[:-1] if not p.startswith("x"))
         by_module.setdefault(module, {}).setdefault(status, []).append(name)
@@ -151,8 +156,9 @@ def mutation_report(listing: str) -> str:
     for module, statuses in sorted(by_module.items()):
         n = sum(len(v) for k, v in statuses.items() if k != "not checked")
         killed = len(statuses.get("killed", [])) + len(statuses.get("timeout", []))
-        survived = len(statuses.get("survived", [])) + len(statuses.get("no tests", []))
-        survivors += statuses.get("survived", []) + statuses.get("no tests", [])
+        lost = [m for status in SURVIVING for m in statuses.get(status, [])]
+        survived = len(lost)
+        survivors += lost
         total, caught = total + n, caught + killed
         rate = f"{killed / n:.1%}" if n else "—"
         lines.append(f"{module:28}{n:>9}{killed:>9}{survived:>10}{n - killed - survived:>7}{rate:>11}")
