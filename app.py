@@ -654,7 +654,7 @@ def main() -> None:
         return frame.assign(variant=frame["variant"].map(short))
 
     order = [short[n] for n in results]
-    right.altair_chart(charts.overview_chart(shortened(views.overview_frame(comparison)), order, short[name]),
+    right.vega_lite_chart(spec=charts.overview_chart(shortened(views.overview_frame(comparison)), order, short[name]),
                        width="stretch")
     tolerance = {p: getattr(deals[name].parties, p).risk_tolerance for p in ("sponsor", "partner")}
     if any(v is not None for v in tolerance.values()):
@@ -678,7 +678,7 @@ def main() -> None:
                        f"{money(result.total_contract_value)} · expected PV of every payment to the partner "
                        f"{money(result.expected_pv_to_partner)} ({currency} millions; definitions in "
                        "docs/methodology.md)")
-            st.altair_chart(charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
+            st.vega_lite_chart(spec=charts.bridge_chart(views.bridge_frame(result), currency), width="stretch")
             payments = pd.Series({k.replace("_", " "): v for k, v in result.payments_by_kind().items()},
                                  name="expected PV to partner, $M").rename_axis("term kind")
             st.dataframe(payments.to_frame().style.format("{:,.1f}"), width="content")
@@ -697,11 +697,11 @@ def main() -> None:
         if tabs[1].open:
             party = st.radio("Party", ["partner", "sponsor"], horizontal=True, key="dist_party")
             left, right = st.columns(2)
-            left.altair_chart(charts.distribution_chart(shortened(views.distribution_frame(comparison, party)),
+            left.vega_lite_chart(spec=charts.distribution_chart(shortened(views.distribution_frame(comparison, party)),
                                                         shortened(views.markers_frame(comparison, party)), party,
                                                         domain), width="stretch")
-            right.altair_chart(charts.exceedance_chart(shortened(views.exceedance_frame(comparison, party)), party,
-                                                       domain), width="stretch")
+            exceedance = shortened(views.exceedance_frame(comparison, party))
+            right.vega_lite_chart(spec=charts.exceedance_chart(exceedance, party, domain), width="stretch")
             values = {short[n]: r.npv[party] for n, r in results.items()}
             st.markdown(f"**{party.capitalize()} NPV by percentile**, $M")
             pct = views.percentile_table(values)
@@ -716,12 +716,12 @@ def main() -> None:
         if tabs[2].open:
             downside = st.radio("Downside measure", ["p5", "expected_shortfall_5"], horizontal=True, key="downside",
                                 format_func=lambda x: "P5" if x == "p5" else "Expected shortfall (worst 5%)")
-            st.altair_chart(charts.risk_return_chart(shortened(views.risk_return_frame(comparison)), downside,
+            st.vega_lite_chart(spec=charts.risk_return_chart(shortened(views.risk_return_frame(comparison)), downside,
                                                      domain), width="stretch")
     with tabs[3]:
         if tabs[3].open:
             party = st.radio("Party", ["partner", "sponsor", "program"], horizontal=True, key="fan_party")
-            st.altair_chart(charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
+            st.vega_lite_chart(spec=charts.fan_chart(views.fan_frame(result, party), party), width="stretch")
             if result.per_year_paths < result.paths:
                 st.caption(f"Mean and P10–P90 per year over the first {result.per_year_paths:,} of the "
                            f"{result.paths:,} simulated futures (a fixed subsample; the NPVs above use them all).")
@@ -780,7 +780,7 @@ def decisions_view(deal_json: str, paths: int, seed: int, currency: str) -> None
     if frame.empty:
         left.markdown("No candidate is stopped at any gate: every continuation is worth it.")
     else:
-        left.altair_chart(charts.stops_chart(frame), width="stretch")
+        left.vega_lite_chart(spec=charts.stops_chart(frame), width="stretch")
     right.markdown("**Expected NPV**, $M")
     right.dataframe(v.rename(index={"decided under the deal": "decided under this deal",
                                     "decided as the program would": "as both together would"})
@@ -891,7 +891,7 @@ def _zone_one(out: dict, p, baseline: str) -> None:
     else:
         fmt = (lambda v: f"{v:.2%}") if p.percent else (lambda v: f"{v:,.1f}")
         st.success("Both parties gain for " + ", ".join(f"{fmt(lo)} to {fmt(hi)}" for lo, hi in out["zone"]) + ".")
-    st.altair_chart(charts.negotiation_chart(gains, zone, splits if len(splits) else
+    st.vega_lite_chart(spec=charts.negotiation_chart(gains, zone, splits if len(splits) else
                                              pd.DataFrame(columns=["x", "rule", "joint"]), p.label, p.percent),
                     width="stretch")
 
@@ -905,7 +905,7 @@ def _zone_two(out: dict, p, q, baseline: str) -> None:
     splits = pd.DataFrame([{"x": s["x"][0], "y": s["x"][1], "rule": s["rule"].replace("_", " "),
                             "joint": s["joint_gain"]} for s in out["splits"].values()],
                           columns=["x", "y", "rule", "joint"])
-    st.altair_chart(charts.region_chart(out["table"], out["curves"], splits, (p.path, p.label, p.percent),
+    st.vega_lite_chart(spec=charts.region_chart(out["table"], out["curves"], splits, (p.path, p.label, p.percent),
                                         (q.path, q.label, q.percent)), width="stretch")
 
 
@@ -932,7 +932,7 @@ def sensitivity(deal_json: str, seed: int) -> None:
             changed.append(f"seed {run_seed} → {seed}")
         st.warning("This sensitivity was run before the latest changes (" + ("; ".join(changed[:4]) or "the deal")
                    + ("; …" if len(changed) > 4 else "") + "). Its figures are for the inputs as they were then.")
-    st.altair_chart(charts.tornado_chart(table, party), width="stretch")
+    st.vega_lite_chart(spec=charts.tornado_chart(table, party), width="stretch")
     shown = table[["label", "low", "high", "value_low", "value_high", "swing"]].rename(columns={
         "label": "input", "low": "low value(s)", "high": "high value(s)", "value_low": f"{party} eNPV at low, $M",
         "value_high": f"{party} eNPV at high, $M", "swing": "swing, $M"})
@@ -1024,7 +1024,7 @@ def compare_and_solve(comparison, deals, jsons, name, baseline, paths, seed) -> 
     st.caption("Δ and joint gain (sponsor's change + partner's change) are against the baseline, paired on "
                "common paths; ± is two standard errors. Hover a column's name for its definition.")
     front = comparison_frontier(t).reset_index()
-    st.altair_chart(charts.frontier_chart(front.assign(structure=front["structure"].map(short)),
+    st.vega_lite_chart(spec=charts.frontier_chart(front.assign(structure=front["structure"].map(short)),
                                           domain=[short[n] for n in t.index]), width="stretch")
     beaten = front[front["dominated"]]
     if len(beaten):

@@ -38,6 +38,10 @@ def test_sample_loads_and_round_trips(path, tmp_path):
         out2 = tmp_path / f"copy2{suffix}"
         dm.save_deal(again, out2)
         assert out2.read_text() == out.read_text()
+    # libyaml's emitter (used where PyYAML has it, for speed) writes what the pure-Python emitter writes
+    plain = yaml.safe_dump(dm.io.deal_to_dict(deal), sort_keys=False, allow_unicode=True, width=100)
+    assert dm.dump_deal(deal) == plain
+    assert (dm.io._DUMPER is yaml.CSafeDumper) == yaml.__with_libyaml__
 
 
 def test_fixed_numbers_stay_plain_numbers_when_saved():
