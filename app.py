@@ -287,7 +287,8 @@ def value_all(paths: int, seed: int) -> tuple[dict, dict, dict]:
             failed[n] = f"- {exc}"
     jsons = {n: d.model_dump_json(by_alias=True) for n, d in deals.items()}
     try:  # together: structures on one program share its simulation
-        results = dict(zip(jsons, result_store().get_many(list(jsons.values()), paths, seed), strict=True))
+        results = dict(zip(jsons, result_store().get_many(list(jsons.values()), paths, seed, list(deals.values())),
+                           strict=True))
     except (ValueError, ArithmeticError):  # one of them is refused: value each alone to say which
         for n, js in jsons.items():
             try:

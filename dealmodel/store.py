@@ -38,9 +38,16 @@ class ResultStore:
                 break
             del self._items[key]
 
-    def get_many(self, deal_jsons: list[str], paths: int, seed: int) -> list[SimulationResult]:
+    def get_many(self, deal_jsons: list[str], paths: int, seed: int,
+                 deals: list[Deal] | None = None) -> list[SimulationResult]:
         """The results of ``deal_jsons``: kept ones at once; one being valued for another session waited
-        for (many people opening the app together value each structure once); the rest valued here."""
+        for (many people opening the app together value each structure once); the rest valued here.
+        ``deals``: the same deals as objects, when the caller has them (saves parsing each JSON again)."""
+        parsed = dict(zip(deal_jsons, deals, strict=True)) if deals is not None else {}
+
+        def deal_of(js: str) -> Deal:
+            return parsed[js] if js in parsed else Deal.model_validate_json(js)
+
         found: dict[str, SimulationResult] = {}
         for _ in range(3):  # a session that was waited on may fail: then this one values it
             now = self.clock()
@@ -61,24 +68,22 @@ class ResultStore:
                         self._pending[key] = threading.Event()
                         mine.append(js)
             if mine:
-                self._value(mine, paths, seed, found, now)
+                self._value(mine, [deal_of(js) for js in mine], paths, seed, found, now)
             if not theirs:
                 break
             for event in theirs:  # then look again: kept by now, unless that session failed
                 event.wait()
         missing = [js for js in dict.fromkeys(deal_jsons) if js not in found]
         if missing:  # still not kept after waiting (the other session failed, or it was dropped at once)
-            valued = simulate_many([Deal.model_validate_json(js) for js in missing], paths=paths, seed=seed,
-                                   keep_flows=False)
+            valued = simulate_many([deal_of(js) for js in missing], paths=paths, seed=seed, keep_flows=False)
             found.update(zip(missing, valued, strict=True))
         return [found[js] for js in deal_jsons]
 
-    def _value(self, jsons: list[str], paths: int, seed: int, found: dict, now: float) -> None:
+    def _value(self, jsons: list[str], deals: list[Deal], paths: int, seed: int, found: dict, now: float) -> None:
         keys = [(js, paths, seed) for js in jsons]
         try:
             # NPVs and the yearly flows of a fixed 20,000-path subsample: a 100k-path result stays small
-            valued = simulate_many([Deal.model_validate_json(js) for js in jsons], paths=paths, seed=seed,
-                                   keep_flows=False)
+            valued = simulate_many(deals, paths=paths, seed=seed, keep_flows=False)
             with self._lock:
                 for key, result in zip(keys, valued, strict=True):
                     found[key[0]] = result

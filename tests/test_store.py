@@ -76,3 +76,14 @@ def test_sessions_asking_at_once_for_the_same_result_value_it_once(monkeypatch):
         t.join(60)
     assert len(calls) == 1 and sorted(calls[0]) == sorted(dm.Deal.model_validate_json(js).name for js in (a, b))
     assert all(o[0] is out[0][0] and o[1] is out[0][1] for o in out)
+
+
+def test_deals_given_as_objects_are_valued_as_their_json_would_be():
+    jsons = _jsons()
+    deals = [dm.Deal.model_validate_json(js) for js in jsons]
+    given = ResultStore(max_entries=10, ttl=100.0, clock=Clock()).get_many(jsons, 2_000, 3, deals)
+    parsed = ResultStore(max_entries=10, ttl=100.0, clock=Clock()).get_many(jsons, 2_000, 3)
+    for a, b in zip(given, parsed, strict=True):
+        assert a.deal is not None and a.deal.name == b.deal.name
+        assert (a.npv["partner"] == b.npv["partner"]).all() and (a.npv["sponsor"] == b.npv["sponsor"]).all()
+    assert all(r.deal is d for r, d in zip(given, deals, strict=True))  # the objects handed in, not parsed again
