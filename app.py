@@ -39,9 +39,24 @@ SENSITIVITY_PATHS = 5_000
 ss = st.session_state
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _deal_file(path: str, mtime_ns: int, size: int) -> dm.Deal:
+    return dm.load_deal(path)
+
+
+def deal_file(path: Path) -> dm.Deal:
+    """A deal file's deal, parsed once for every session (deals are immutable) and again when the file
+    changes. Parsing the five reference files took a quarter of the server's time with ten people opening
+    the app at once (docs/serving.md)."""
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return dm.load_deal(path)  # which says what is wrong with the file, as a DealError
+    return _deal_file(str(path), info.st_mtime_ns, info.st_size)
+
+
 def _reference_names() -> list[str]:
-    return [dm.load_deal(p).name for p in REFERENCE_FILES]
+    return [deal_file(p).name for p in REFERENCE_FILES]
 
 
 REFERENCE_NAMES = _reference_names()
@@ -122,7 +137,7 @@ def init_state(files: team.UserFiles | None) -> None:
     ss.structures = {}
     ss.edits = {}
     for path in REFERENCE_FILES:
-        deal = dm.load_deal(path)
+        deal = deal_file(path)
         ss.structures[deal.name] = deal
         ss.edits[deal.name] = {}
     ss.seen_uploads = set()
@@ -137,7 +152,7 @@ def init_state(files: team.UserFiles | None) -> None:
             ss.selected = match[0]
         else:
             try:
-                deal = dm.load_deal(arg)
+                deal = deal_file(arg)
             except dm.DealError as exc:
                 ss.upload_error = (str(sys.argv[1]), exc.problems)
             else:

@@ -8,6 +8,7 @@ that of the per-path differences, far smaller than either variant's own spread.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -161,14 +162,23 @@ def compare_results(
         raise ValueError("results to compare need the same number of paths and the same seed")
     base_result = results[base]
     base_key = paths_key(base_result.deal)
-    rows = [
-        comparison_row(name, r.summary(), r.headline, r.expected_pv_to_partner, r.npv, base_result.npv,
-                       paths_key(r.deal) == base_key, r.deal)
-        for name, r in results.items()
-    ]
+    rows = [_row(name, r, base_result, base_key) for name, r in results.items()]
     table = pd.DataFrame(rows).set_index("variant")
     return Comparison(table=table, results=dict(results), baseline=base, paths=first.paths, seed=first.seed,
                       sources=dict(sources or {}))
+
+
+def _row(name: str, result: SimulationResult, base: SimulationResult, base_key: str) -> dict[str, object]:
+    """:func:`comparison_row` of ``result`` against ``base``, kept on the result for the next comparison
+    against the same baseline object (the app compares every structure again on each rerun, most of them
+    unchanged)."""
+    kept = result._cache.get(("comparison_row", name))
+    if kept is not None and kept[0]() is base:
+        return dict(kept[1])
+    row = comparison_row(name, result.summary(), result.headline, result.expected_pv_to_partner, result.npv,
+                         base.npv, paths_key(result.deal) == base_key, result.deal)
+    result._cache[("comparison_row", name)] = (weakref.ref(base), row)
+    return dict(row)
 
 
 def comparison_row(

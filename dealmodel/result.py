@@ -50,7 +50,7 @@ class SimulationResult:
     candidates: dict[str, dict[str, Any]]
     term_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
     flows_sample: dict[str, np.ndarray] = field(default_factory=dict)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def biobucks(self) -> float:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import dealmodel as dm
-from dealmodel.compare import compare
+from dealmodel.compare import compare, compare_results
 from dealmodel.sensitivity import tornado
 from dealmodel.solver import SolveError, iso_value, solve
 from tests.closed_form import expected_npvs, expected_payments
@@ -73,6 +74,19 @@ def _upfront_only(amounts: list[float]) -> dm.Deal:
     for phase in c["phases"].values():
         phase["partner_cost"] = 0.0
     return dm.parse_deal(base_deal(candidates=[c], terms=[{"kind": "upfront", "amount": a} for a in amounts]))
+
+
+def test_comparing_the_same_results_again_against_another_baseline_recomputes_the_differences():
+    deals = [dm.load_deal(REFERENCE[k]) for k in ("milestone", "hybrid")]
+    results = dict(zip([d.name for d in deals], dm.simulate_many(deals, paths=2_000, seed=2), strict=True))
+    first = compare_results(results)  # against the milestone structure
+    again = compare_results(results)  # rows kept on the results: the same figures
+    pd.testing.assert_frame_equal(first.table, again.table)
+    other = compare_results(results, baseline=deals[1].name)  # against the hybrid: not the kept rows
+    m, h = (results[d.name].npv["partner"] for d in deals)
+    assert other.table.loc[deals[0].name, "partner_diff"] == pytest.approx((m - h).mean())
+    assert first.table.loc[deals[0].name, "partner_diff"] == 0.0
+    assert compare_results(results).table.loc[deals[1].name, "partner_diff"] == pytest.approx((h - m).mean())
 
 
 def test_tornado_finds_the_only_input_that_matters():
