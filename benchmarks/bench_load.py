@@ -6,7 +6,8 @@
 arrive, instead of all at once. The browsers run on the same machine as the server: on two cores
 they take most of the CPU (the figures print how much).
 
-Starts ``streamlit run app.py`` on a free loopback port with the reference revenue-share deal and,
+Starts the app as ``python3 tasks.py run`` does (``python -m dealmodel.serve run app.py``) on a free
+loopback port with the reference revenue-share deal and,
 for each N, drives N browser sessions at once (headless Chromium, one browser context each, so
 each is its own Streamlit session) through a scripted visit: open the app, move a term slider
 (each session by a different number of steps, so no two ask for the same result), switch to
@@ -84,7 +85,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+            [sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.fileWatcherType", "none",
              "--", str(DEAL)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.peak = 0.0
@@ -307,11 +308,13 @@ def _p95(values: list[float]) -> float:
     return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)] if values else float("nan")
 
 
-def load(counts: list[int], arrivals: float = 0.0, protocol: bool = False) -> list[dict]:
-    """Each N on a fresh server; returns one row of figures per N."""
+def load(counts: list[int], arrivals: float = 0.0, protocol: bool = False, settle: float = 0.0) -> list[dict]:
+    """Each N on a fresh server; returns one row of figures per N. ``settle``: seconds between the server
+    answering and the first session (the launcher loads the model meanwhile; 0: people waiting at the door)."""
     rows = []
     for n in counts:
         server = Server()
+        time.sleep(settle)
         try:
             base = rss_mb(server.proc.pid)
             cpu0, all0, wall0 = cpu_seconds(server.proc.pid), cpu_seconds(), time.monotonic()
@@ -341,7 +344,9 @@ if __name__ == "__main__":
     parser.add_argument("--arrivals", type=float, default=0.0, help="sessions start within this many seconds")
     parser.add_argument("--protocol", action="store_true",
                         help="speak Streamlit's websocket protocol instead of driving browsers (no drawing)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds from the server answering to the first session (default 0)")
     args = parser.parse_args()
     print(("sessions over the websocket protocol (no browsers); " if args.protocol else "browser sessions; ")
           + (f"arriving within {args.arrivals:g} s" if args.arrivals else "starting at once"), flush=True)
-    load(args.sessions, args.arrivals, args.protocol)
+    load(args.sessions, args.arrivals, args.protocol, args.settle)

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     app = Path(__file__).resolve().parents[1] / "app.py"
     env = {**os.environ, "DEALMODEL_TEAM": "1", "DEALMODEL_TEAM_DIR": str(folder),
            "DEALMODEL_TEAM_SIGNIN": "1" if signed else "0"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
+    cmd = [sys.executable, "-m", "dealmodel.serve", "run", str(app), "--server.address", args.address,
            "--server.port", str(args.port), "--secrets.files", str(args.secrets.resolve()),
            "--", *([args.deal] if args.deal else [])]
     os.execve(sys.executable, cmd, env)

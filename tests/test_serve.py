@@ -32,10 +32,10 @@ def _listening(port: int) -> set[str]:
 @pytest.mark.skipif(not TCP.exists(), reason="reads Linux's /proc/net/tcp")
 def test_the_app_listens_on_loopback_only_by_default():
     port = free_port()
-    # the project's own settings, no address given: what `python3 tasks.py run` and `streamlit run app.py` get
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                             "--server.fileWatcherType", "none"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # the project's own settings, no address given: what `streamlit run app.py` gets, here through the launcher
+    # `python3 tasks.py run` uses (dealmodel.serve: Streamlit's server with the model loaded while it starts)
+    proc = subprocess.Popen([sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_serving(f"http://127.0.0.1:{port}", proc)
         assert _listening(port) == {"0100007F"}  # 127.0.0.1, and nothing else (no 0.0.0.0, no ::)
