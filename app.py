@@ -652,12 +652,18 @@ def main() -> None:
     m[1].metric("Contract value, $M", money(result.total_contract_value),
                 help="Total contract value: biobucks + service fees at list price + success premiums + reserved "
                 "capacity: how CDMO deals are announced.")
+    # against a baseline of another program (an uploaded deal, a changed program) the difference is not the
+    # terms' alone: say so where the number is
+    vs = "vs baseline" if row["paired"] else "vs baseline, another program"
+    other = ("" if row["paired"] else f" The difference is against {baseline}, a structure on another program "
+             "(other candidates, costs or settings): it is not the effect of the terms alone.")
     m[2].metric("Partner eNPV, $M", money(row["partner_expected_npv"]),
-                delta=None if name == baseline else f"{row['partner_diff']:+,.1f} vs baseline",
-                help="Mean over paths of the partner's NPV: payments received less its own costs.")
+                delta=None if name == baseline else f"{row['partner_diff']:+,.1f} {vs}",
+                help="Mean over paths of the partner's NPV: payments received less its own costs." + other)
     m[3].metric("Sponsor eNPV, $M", money(row["sponsor_expected_npv"]),
-                delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} vs baseline",
-                help="Mean over paths of the sponsor's NPV: its sales less its costs and its payments to the partner.")
+                delta=None if name == baseline else f"{row['sponsor_diff']:+,.1f} {vs}",
+                help="Mean over paths of the sponsor's NPV: its sales less its costs and its payments to the partner."
+                + other)
     m[4].metric("Partner P(loss)", f"{row['partner_prob_loss']:.1%}",
                 help="Share of simulated futures in which the partner's NPV is below zero.")
     m[5].metric("Partner risk share", f"{row['partner_risk_share']:.2f}",

@@ -111,6 +111,8 @@ def test_moving_a_royalty_slider_up_raises_the_partners_value(monkeypatch):
     assert not at.exception
     assert _metric(at, "Partner eNPV") > before
     assert _metric(at, "Sponsor eNPV") < sponsor_before
+    (partner,) = [m for m in at.metric if m.label == "Partner eNPV, $M"]  # a reference on the same program
+    assert partner.proto.delta.endswith(" vs baseline") and "another program" not in partner.proto.help
     # the edit is kept in the downloadable deal: the YAML holds exactly what was valued
     (name,) = [n for n in _RecordingStorage.files if n.endswith(".yaml")]
     assert name == "reference-program-revenue-share.yaml"  # no spaces or dashes a shell or a mail client trips on
@@ -215,6 +217,10 @@ def test_an_uploaded_deal_is_valued_with_its_own_parties_and_program(monkeypatch
     assert shown == pytest.approx(expected, abs=0.051)
     as_sample = dm.simulate(dm.load_deal(SAMPLES / "single_candidate.yaml"), paths=20_000, seed=0)
     assert abs(shown - as_sample.summary().loc["sponsor", "expected_npv"]) > 1.0
+    # its difference to the baseline (a reference structure of a five-candidate program) says so
+    (partner,) = [m for m in at.metric if m.label == "Partner eNPV, $M"]
+    assert partner.proto.delta.endswith("vs baseline, another program")
+    assert "not the effect of the terms alone" in partner.proto.help
     # the sidebar names the selected structure's own settings
     assert any("sponsor rate 8.0%" in c.value for c in at.sidebar.caption)
     # a relative program change moves it from its own rate: +2 points -> 10%
