@@ -48,6 +48,11 @@ def main() -> None:
     print(f"term slider back to a value already seen (cache hit): median {statistics.median(back):.2f} s")
     program_times = [timed(lambda v=v: at.slider(key="peak_scale").set_value(v).run()) for v in (1.1, 1.2, 1.3)]
     print(f"program slider (all four structures re-simulated): median {statistics.median(program_times):.2f} s")
+    at.number_input(key="paths").set_value(100_000).run()
+    big = [timed(lambda v=v: at.slider(key="peak_scale").set_value(v).run()) for v in (1.4, 1.5, 1.6)]
+    print(f"program slider at 100,000 paths: median {statistics.median(big):.2f} s")
+    big_term = [timed(lambda v=v: at.slider(key=slider).set_value(v).run()) for v in (7.25, 7.75, 8.25)]
+    print(f"term slider at 100,000 paths: median {statistics.median(big_term):.2f} s")
     assert not at.exception
 
 

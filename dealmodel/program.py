@@ -98,6 +98,15 @@ def _n_slots(candidate: Candidate) -> int:
     return 4 * len(candidate.remaining_phases()) + len(_COMMERCIAL_SLOTS) + 1
 
 
+def _slot_quantities(candidate: Candidate) -> list[_Dist]:
+    """The quantities drawn from a candidate's uniforms, in slot order (as :func:`simulate_program` reads them)."""
+    out: list[_Dist] = []
+    for _, spec in candidate.remaining_phases():
+        out += [spec.duration_years, spec.cost, spec.partner_cost, spec.success_probability]
+    out += [getattr(candidate.commercial, name) for name in _COMMERCIAL_SLOTS]
+    return [*out, candidate.batch_failure_rate]
+
+
 class Latents:
     """The copula's latent normals of whole blocks, computed per candidate and phase when asked.
 
@@ -123,7 +132,8 @@ def draw_blocks(deal: Deal, seed: int, first_block: int, n_blocks: int) -> tuple
     N = n_blocks * BLOCK
     factor = np.empty((N, n_groups, len(PHASES)))
     own = np.empty((N, C, len(PHASES)))
-    uniforms = [np.empty((_n_slots(cand), N)) for cand in deal.candidates]
+    uniforms = [np.empty((_n_slots(cand), N)) for cand in deal.candidates]  # rows of fixed quantities: never read
+    drawn = [[not q.is_fixed for q in _slot_quantities(cand)] for cand in deal.candidates]
     for i, b in enumerate(range(first_block, first_block + n_blocks)):
         rows = slice(i * BLOCK, (i + 1) * BLOCK)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(b, 0))))
@@ -131,7 +141,11 @@ def draw_blocks(deal: Deal, seed: int, first_block: int, n_blocks: int) -> tuple
         rng.standard_normal(out=own[rows])
         for c in range(C):
             rc = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(b, c + 1))))
-            uniforms[c][:, rows] = rc.random((uniforms[c].shape[0], BLOCK))
+            for slot, needed in enumerate(drawn[c]):  # slot by slot: the same numbers as one (slots, BLOCK) draw
+                if needed:
+                    rc.random(out=uniforms[c][slot, rows])
+                else:  # a fixed quantity reads no uniform: skip its numbers (a double is one 64-bit output)
+                    rc.bit_generator.advance(BLOCK)
     return Latents(factor, own, group_of, rhos), uniforms
 
 

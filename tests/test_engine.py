@@ -150,6 +150,29 @@ def test_structures_with_one_program_see_the_same_paths():
     np.testing.assert_allclose(a.npv["program"], b.npv["program"], rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("path", sorted(REFERENCE.values()), ids=lambda p: p.stem)
+def test_each_candidate_reads_its_uniforms_from_its_own_stream_as_documented(path):
+    # The contract (dealmodel/program.py): block b of candidate c draws its slots x BLOCK uniforms, slot by
+    # slot, from SeedSequence(seed, spawn_key=(b, c + 1)); the draw skips the slots of fixed quantities
+    # without changing the numbers any other slot gets.
+    from dealmodel.program import BLOCK, _n_slots, _slot_quantities, draw_blocks
+
+    deal = dm.load_deal(path)
+    _, uniforms = draw_blocks(deal, 7, 3, 2)
+    checked = 0
+    for c, cand in enumerate(deal.candidates):
+        quantities = _slot_quantities(cand)
+        assert len(quantities) == _n_slots(cand)
+        for i, b in enumerate((3, 4)):
+            stream = np.random.Generator(np.random.PCG64(np.random.SeedSequence(7, spawn_key=(b, c + 1))))
+            expected = stream.random((len(quantities), BLOCK))
+            for slot, q in enumerate(quantities):
+                if not q.is_fixed:
+                    np.testing.assert_array_equal(uniforms[c][slot, i * BLOCK:(i + 1) * BLOCK], expected[slot])
+                    checked += 1
+    assert checked >= 2 * len(deal.candidates)  # every reference candidate has an uncertain quantity or more
+
+
 def test_single_path_parity_with_numpy_financial():
     # numpy_financial.npv values the first column at t = 0, the next at 1, ...: the start_of_year convention
     deal = dm.set_value(dm.load_deal(REFERENCE["hybrid"]), "timing", "start_of_year")
