@@ -228,18 +228,17 @@ class _ProgramCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, deal: Deal, key: str, seed: int, first_block: int, n: int) -> ProgramPaths:
+    def get(self, deal: Deal, key: str, seed: int, first_block: int, n: int):
+        """The chunk's :class:`dealmodel.kernel.PackedProgram` (simulated now unless kept)."""
         k = (key, seed, first_block, n)
         with self._lock:
             if k in self._items:
                 self._items.move_to_end(k)
                 return self._items[k][0]
-        program = deal_program(deal, seed, first_block, math.ceil(n / BLOCK), n)
         from dealmodel import kernel
 
-        packed = kernel.program_arrays(program).nbytes  # kept with it: a revaluation does not repack
-        size = packed + sum(a.nbytes for cp in program.candidates for a in vars(cp).values()
-                            if isinstance(a, np.ndarray))
+        program = kernel.pack_program(deal, seed, first_block, n)
+        size = program.P.nbytes
         with self._lock:
             if k not in self._items and size <= self.max_bytes:
                 self._items[k] = (program, size)
@@ -386,7 +385,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
                     sample[0][party][start:start + in_sample] = chunk_flows[party][:in_sample]
             return counts
         program = (PROGRAMS.get(first, key, seed, start // BLOCK, n) if cache
-                   else deal_program(first, seed, start // BLOCK, math.ceil(n / BLOCK), n))
+                   else kernel.pack_program(first, seed, start // BLOCK, n))
         out_npv = np.empty((S, 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n if keep_flows else 0))
         out_ann = np.empty((S, 2, n if annual else 0, T))
@@ -402,7 +401,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
                 sample[s]["sponsor"][start:start + in_sample] = out_ann[s, 0, :in_sample]
                 sample[s]["partner"][start:start + in_sample] = out_ann[s, 1, :in_sample]
         term_sums[start] = [sums[plan.offsets[s]:plan.offsets[s + 1]] for s in range(S)]
-        return _counts(program)
+        return program.counts
 
     starts = list(range(0, paths, chunk))
     if threads is None:

@@ -21,6 +21,7 @@ other float columns of each kind.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +31,7 @@ try:  # numba is a dependency; the reference engine still works where it cannot 
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
+from dealmodel.program import BLOCK
 from dealmodel.schema import (
     PHASES,
     CancellationFee,
@@ -207,6 +209,8 @@ def program_arrays(program) -> np.ndarray:
     per phase k at ``7 + 6 k``: start, end, reached, succeeded (0 failed, 1 succeeded, 2 succeeded and
     then stopped at the gate), sponsor cost, partner cost.
     """
+    if isinstance(program, PackedProgram):
+        return program.P
     packed = getattr(program, "_packed", None)
     if packed is not None:  # a cached chunk's program, packed once for every revaluation
         return packed
@@ -223,6 +227,69 @@ def program_arrays(program) -> np.ndarray:
             P[:, c, 7 + SU:7 + 6 * len(cp.phases):6] += cp.stopped
     object.__setattr__(program, "_packed", P)  # the program is immutable, so is its packing
     return P
+
+
+@dataclass(frozen=True)
+class PackedProgram:
+    """A chunk's program as the kernel reads it: :func:`program_arrays`' ``P`` and the chunk's counts
+    (per candidate: paths reaching each phase, approvals, sum of launch times, stops after each phase)."""
+
+    n: int
+    P: np.ndarray
+    counts: list
+
+
+def pack_program(deal: Deal, seed: int, first_block: int, n: int) -> PackedProgram:
+    """The chunk's program, simulated straight into the kernel's layout.
+
+    The same numbers as :func:`program_arrays` of :func:`dealmodel.engine.deal_program` (tested bit for
+    bit): the random numbers and each quantity's inverse CDF stay in NumPy
+    (:func:`dealmodel.program.candidate_inputs`, only for the quantities that are not fixed), the
+    phases' chain and the copula's latents are compiled, one path at a time. This skips building the
+    ``(paths, phases)`` arrays of :class:`dealmodel.program.ProgramPaths` and then copying them field by field
+    into ``P``, which took a third of the kernel's time. Gate decisions need those arrays: a deal with
+    them goes the long way.
+    """
+    from dealmodel.engine import _counts, deal_program
+    from dealmodel.program import candidate_inputs, draw_blocks
+
+    n_blocks = math.ceil(n / BLOCK)
+    if deal.decision_rule != "none" or not AVAILABLE:
+        program = deal_program(deal, seed, first_block, n_blocks, n)
+        return PackedProgram(n, program_arrays(program), _counts(program))
+    latents, uniforms = draw_blocks(deal, seed, first_block, n_blocks)
+    C = len(deal.candidates)
+    K = np.array([len(c.remaining_phases()) for c in deal.candidates], dtype=np.int64)
+    Q = 4 * int(K.max()) + 6
+    fixed = np.zeros((C, Q))
+    varies = np.zeros((C, Q), dtype=np.bool_)
+    inputs = [candidate_inputs(deal, cand, uniforms[c][:, :n]) for c, cand in enumerate(deal.candidates)]
+    V = np.empty((C, max(1, max(sum(np.ndim(v) > 0 for v in vals) for vals in inputs)), n))
+    slot = np.zeros((C, Q), dtype=np.int64)  # row of V of a quantity that varies
+    for c, vals in enumerate(inputs):
+        row = 0
+        for q, v in enumerate(vals):
+            if np.ndim(v):
+                varies[c, q], slot[c, q] = True, row
+                V[c, row] = v
+                row += 1
+            else:
+                fixed[c, q] = float(v)
+    phase = np.zeros((C, max(1, int(K.max()))), dtype=np.int64)
+    for c, cand in enumerate(deal.candidates):
+        for k, (name, _) in enumerate(cand.remaining_phases()):
+            phase[c, k] = PHASES.index(name)
+    group = np.asarray(latents.group_of, dtype=np.int64)
+    P = np.empty((n, C, PH0 + 6 * int(K.max())))
+    reached = np.zeros((C, phase.shape[1]), dtype=np.int64)
+    launch = np.empty((C, n))
+    _build_program(V, fixed, varies, slot, K, phase, group, latents.a, latents.b, latents.factor, latents.own, P,
+                   reached, launch)
+    counts = []
+    for c in range(C):
+        launched = launch[c][launch[c] < math.inf]  # contiguous, in path order: summed as the NumPy engine sums
+        counts.append((reached[c, :K[c]].astype(float), launched.size, float(launched.sum()), np.zeros(K[c])))
+    return PackedProgram(n, P, counts)
 
 
 # --------------------------------------------------------------------------- compiled helpers
@@ -245,6 +312,49 @@ MEMO = 6  # the work array starts with the integral memo: (time, integral) per d
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True, error_model="numpy")
     _small = njit(cache=True, nogil=True, error_model="numpy", inline="always")  # no call, no reference counts
+
+    @_jit
+    def _build_program(V, fixed, varies, slot, K, phase, group, a, b, factor, own, P, reached, launch):
+        """:func:`pack_program`'s compiled part: each path's phases' chain, successes and fields into ``P``,
+        in the arithmetic of :func:`dealmodel.program.simulate_program` (so the numbers are the same);
+        paths reaching each phase added to ``reached`` (C, K), each candidate's launch into ``launch`` (C, n)."""
+        n, C, F = P.shape
+        for path in range(n):
+            for c in range(C):
+                nk = K[c]
+                base = 4 * nk
+                remake = V[c, slot[c, base + 5], path] if varies[c, base + 5] else fixed[c, base + 5]
+                g = group[c]
+                t = 0.0
+                alive = True
+                for k in range(nk):
+                    q = 4 * k
+                    d = V[c, slot[c, q], path] if varies[c, q] else fixed[c, q]
+                    sc = V[c, slot[c, q + 1], path] if varies[c, q + 1] else fixed[c, q + 1]
+                    pc = V[c, slot[c, q + 2], path] if varies[c, q + 2] else fixed[c, q + 2]
+                    thr = V[c, slot[c, q + 3], path] if varies[c, q + 3] else fixed[c, q + 3]
+                    end = t + d
+                    z = a[g] * factor[path, g, phase[c, k]] + b[g] * own[path, c, phase[c, k]]
+                    succeeded = alive and z < thr
+                    o = PH0 + 6 * k
+                    P[path, c, o + ST] = t
+                    P[path, c, o + EN] = end
+                    P[path, c, o + RE] = 1.0 if alive else 0.0
+                    P[path, c, o + SU] = 1.0 if succeeded else 0.0
+                    P[path, c, o + SC] = sc
+                    P[path, c, o + PC] = pc * remake
+                    if alive:
+                        reached[c, k] += 1
+                    alive = succeeded
+                    t = end
+                for i in range(PH0 + 6 * nk, F):  # phases another candidate has and this one not
+                    P[path, c, i] = 0.0
+                P[path, c, RM] = remake
+                P[path, c, LA] = launch[c, path] = t if alive else math.inf
+                for i, field in enumerate((PK, EX, ER, CG, OP)):  # unrolled by the compiler (a tuple)
+                    q = base + i
+                    v = V[c, slot[c, q], path] if varies[c, q] else fixed[c, q]
+                    P[path, c, field] = v * remake if field == CG else v
 
     @_small
     def _year_factor(lg, off, i, H):

@@ -168,6 +168,35 @@ def _recruitment_cut(deal: Deal, phase: str, spec, d):
     return d - saved_years, saving
 
 
+def candidate_inputs(deal: Deal, cand: Candidate, u: np.ndarray) -> list[np.ndarray | float]:
+    """A candidate's sampled inputs on the paths of its uniforms ``u`` (slots x paths), each a number
+    where it is fixed, else one value per path. In order: per remaining phase, its duration (after the
+    recruitment lever), sponsor cost (less that lever's saving, at least 0), partner cost before
+    remakes, and success threshold Phi^-1(p) (p after the biomarker lever); then peak sales,
+    exclusivity, erosion, cost of goods before remakes, opex, and the remake factor
+    1 / (1 - batch failure rate) (after the QbD lever).
+    """
+    levers = deal.levers
+    slot = iter(range(u.shape[0]))
+    out: list[np.ndarray | float] = []
+    for phase, spec in cand.remaining_phases():
+        d, saving = _recruitment_cut(deal, phase, spec, _sample(spec.duration_years, u[next(slot)]))
+        out.append(d)
+        out.append(np.maximum(0.0, _sample(spec.cost, u[next(slot)]) - saving))
+        out.append(_sample(spec.partner_cost, u[next(slot)]))
+        p = _sample(spec.success_probability, u[next(slot)])
+        if levers.biomarker_selection.enabled and cand.biomarker_selected and phase == "phase3":
+            p = np.minimum(1.0, np.multiply(p, 1.0 + levers.biomarker_selection.phase3_success_uplift))
+        out.append(special.ndtri(p))
+    com = cand.commercial
+    out += [_sample(getattr(com, name), u[next(slot)]) for name in _COMMERCIAL_SLOTS]
+    failure = _sample(cand.batch_failure_rate, u[next(slot)])
+    if levers.qbd.enabled:
+        failure = np.multiply(failure, 1.0 - levers.qbd.batch_failure_reduction)
+    out.append(1.0 / (1.0 - np.asarray(failure, dtype=float)))
+    return out
+
+
 def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: int | None = None) -> ProgramPaths:
     """Simulate the program on the paths of blocks ``[first_block, first_block + n_blocks)``.
 
@@ -176,33 +205,21 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
     latents, uniforms = draw_blocks(deal, seed, first_block, n_blocks)
     total = n_blocks * BLOCK
     n = total if n is None else n
-    levers = deal.levers
     out = []
     for c, cand in enumerate(deal.candidates):
-        u = uniforms[c][:, :n]
         remaining = cand.remaining_phases()
         K = len(remaining)
-        slot = iter(range(u.shape[0]))
+        values = candidate_inputs(deal, cand, uniforms[c][:, :n])
         durations = np.empty((n, K))
         s_cost = np.empty((n, K))
         p_cost = np.empty((n, K))
         success = np.empty((n, K), dtype=bool)
-        for k, (phase, spec) in enumerate(remaining):
-            d, saving = _recruitment_cut(deal, phase, spec, _sample(spec.duration_years, u[next(slot)]))
-            durations[:, k] = d
-            s_cost[:, k] = np.maximum(0.0, _sample(spec.cost, u[next(slot)]) - saving)
-            p_cost[:, k] = _sample(spec.partner_cost, u[next(slot)])
-            p = _sample(spec.success_probability, u[next(slot)])
-            if levers.biomarker_selection.enabled and cand.biomarker_selected and phase == "phase3":
-                p = np.minimum(1.0, np.multiply(p, 1.0 + levers.biomarker_selection.phase3_success_uplift))
-            success[:, k] = latents.z(c, PHASES.index(phase), n) < special.ndtri(p)
-        com = cand.commercial
-        commercial = {name: _sample(getattr(com, name), u[next(slot)]) for name in _COMMERCIAL_SLOTS}
-        failure = _sample(cand.batch_failure_rate, u[next(slot)])
-        if levers.qbd.enabled:
-            failure = np.multiply(failure, 1.0 - levers.qbd.batch_failure_reduction)
+        for k, (phase, _) in enumerate(remaining):
+            durations[:, k], s_cost[:, k], p_cost[:, k], threshold = values[4 * k:4 * k + 4]
+            success[:, k] = latents.z(c, PHASES.index(phase), n) < threshold
+        peak, exclusivity, erosion, cogs, opex, remake = values[4 * K:]
         full = np.ones(n)
-        remake = full / (1.0 - np.asarray(failure, dtype=float))
+        remake = full * remake
         # the phases' chain, a column at a time (as cumsum / cumprod along a row, in the same order)
         bounds = np.empty((n, K + 1))
         bounds[:, 0] = 0.0
@@ -230,12 +247,12 @@ def simulate_program(deal: Deal, seed: int, first_block: int, n_blocks: int, n: 
                 remake=remake,
                 approved=approved,
                 launch=launch,
-                peak_sales=commercial["peak_sales"] * full,
-                exclusivity_years=commercial["exclusivity_years"] * full,
-                erosion_after_loe=commercial["erosion_after_loe"] * full,
-                cogs_fraction=commercial["cogs_fraction"] * remake,
-                opex_fraction=commercial["opex_fraction"] * full,
-                curve=com.curve(),
+                peak_sales=peak * full,
+                exclusivity_years=exclusivity * full,
+                erosion_after_loe=erosion * full,
+                cogs_fraction=cogs * remake,
+                opex_fraction=opex * full,
+                curve=cand.commercial.curve(),
             )
         )
     return ProgramPaths(n=n, horizon=deal.horizon_years, candidates=tuple(out))

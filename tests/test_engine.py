@@ -363,12 +363,12 @@ def test_irr_searches_from_minus_90_to_plus_500_percent_unless_told_otherwise():
 def test_structures_on_one_program_simulate_it_once_per_chunk(monkeypatch):
     """The compiled path values every structure of a comparison on one simulation of their shared program;
     a structure on another program (other correlation) gets its own."""
-    import dealmodel.engine as engine
+    import dealmodel.kernel as kernel
     from dealmodel.program import BLOCK
 
     calls = []
-    real = engine.deal_program
-    monkeypatch.setattr(engine, "deal_program", lambda deal, *a, **k: calls.append(deal.name) or real(deal, *a, **k))
+    real = kernel.pack_program
+    monkeypatch.setattr(kernel, "pack_program", lambda deal, *a, **k: calls.append(deal.name) or real(deal, *a, **k))
     deals = [dm.load_deal(REFERENCE[k]) for k in ("fee_for_service", "milestone", "revenue_share", "hybrid")]
     other = deals[0].model_dump(mode="json", by_alias=True, exclude_none=True)
     other = dm.parse_deal(other | {"name": "other program", "correlation": {**other["correlation"], "rho": 0.6}})

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import dealmodel as dm
 from dealmodel import kernel
-from dealmodel.engine import deal_program, value_paths
+from dealmodel.engine import _counts, deal_program, value_paths
 from dealmodel.program import BLOCK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,6 +244,30 @@ def deals(draw):
 @given(deal=deals(), seed=st.integers(0, 2**31))
 def test_generated_deals_agree_path_by_path(deal, seed):
     _assert_engines_agree([deal], seed=seed, n=400)
+
+
+def _assert_packed_as_simulated(deal: dm.Deal, seed: int, first_block: int, n: int) -> None:
+    """The kernel's own program (compiled chain, NumPy inverse CDFs) is the simulated one, bit for bit."""
+    packed = kernel.pack_program(deal, seed, first_block, n)
+    program = deal_program(deal, seed, first_block, -(-n // BLOCK), n)
+    np.testing.assert_array_equal(packed.P, kernel.program_arrays(program))
+    for got, want in zip(packed.counts, _counts(program), strict=True):
+        np.testing.assert_array_equal(got[0], want[0])  # paths reaching each phase
+        assert got[1:3] == want[1:3]  # approvals, sum of launch times (the same sum, bit for bit)
+        np.testing.assert_array_equal(got[3], want[3])  # stops at the gates
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_every_samples_program_packs_bit_for_bit(path):
+    deal = dm.load_deal(path)
+    _assert_packed_as_simulated(deal, 11, 0, BLOCK)
+    _assert_packed_as_simulated(deal, 12, 3, 5_000)  # a later block, a partial one
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(deal=deals(), seed=st.integers(0, 2**31))
+def test_generated_programs_pack_bit_for_bit(deal, seed):
+    _assert_packed_as_simulated(deal, seed, 1, 700)  # levers, biomarkers, gate decisions (the long way) drawn
 
 
 def _phase(p: float, years: float, partner_cost) -> dict:
