@@ -346,9 +346,8 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
     df = discount_table(first)
     flows = [{"sponsor": np.empty((paths, T)), "partner": np.empty((paths, T))} if keep_flows else {}
              for _ in deals]
+    # without the flows, the yearly subsample is simulated when first asked for (SimulationResult.sample_flows)
     n_sample = 0 if keep_flows else min(paths, yearly_sample)
-    sample = [{"sponsor": np.empty((n_sample, T)), "partner": np.empty((n_sample, T))} if n_sample else {}
-              for _ in deals]
     npv = [{party: np.empty(paths) for party in df} for _ in deals]
     # per-path term PVs only with the flows; otherwise their per-chunk sums (added in chunk order)
     term_pv = [np.empty((len(d.terms), paths if keep_flows else 0)) for d in deals]
@@ -368,28 +367,21 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
     def job(start: int) -> list:
         n = min(chunk, paths - start)
         sl = slice(start, start + n)
-        in_sample = max(0, min(n, n_sample - start))  # this chunk's paths that belong to the yearly sample
-        annual = keep_flows or in_sample > 0
         if engine == "numpy":
-            chunk_flows = ({k: v[sl] for k, v in flows[0].items()} if keep_flows else
-                           {k: np.empty((n, T)) for k in ("sponsor", "partner")} if annual else {})
             out = {
-                **({"flows": chunk_flows} if annual else {}),
+                **({"flows": {k: v[sl] for k, v in flows[0].items()}} if keep_flows else {}),
                 "npv": {k: v[sl] for k, v in npv[0].items()},
                 "term_pv": term_pv[0][:, sl] if keep_flows else np.empty((len(first.terms), n)),
             }
             counts = _value_chunk(first, seed, start // BLOCK, n, df, out)
             term_sums[start] = [out["term_pv"].sum(axis=1)]
-            if in_sample:
-                for party in ("sponsor", "partner"):
-                    sample[0][party][start:start + in_sample] = chunk_flows[party][:in_sample]
             return counts
         program = (PROGRAMS.get(first, key, seed, start // BLOCK, n) if cache
                    else kernel.pack_program(first, seed, start // BLOCK, n))
         out_npv = np.empty((S, 3, n))
         out_tpv = np.empty((int(plan.offsets[-1]), n if keep_flows else 0))
-        out_ann = np.empty((S, 2, n if annual else 0, T))
-        sums = kernel.run_chunk(deals, plan, program, seed, start // BLOCK, annual, out_npv, out_tpv, out_ann)
+        out_ann = np.empty((S, 2, n if keep_flows else 0, T))
+        sums = kernel.run_chunk(deals, plan, program, seed, start // BLOCK, keep_flows, out_npv, out_tpv, out_ann)
         for s in range(S):
             for i, party in enumerate(("sponsor", "partner", "program")):
                 npv[s][party][sl] = out_npv[s, i]
@@ -397,9 +389,6 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
                 term_pv[s][:, sl] = out_tpv[plan.offsets[s]:plan.offsets[s + 1]]
                 flows[s]["sponsor"][sl] = out_ann[s, 0]
                 flows[s]["partner"][sl] = out_ann[s, 1]
-            elif in_sample:
-                sample[s]["sponsor"][start:start + in_sample] = out_ann[s, 0, :in_sample]
-                sample[s]["partner"][start:start + in_sample] = out_ann[s, 1, :in_sample]
         term_sums[start] = [sums[plan.offsets[s]:plan.offsets[s + 1]] for s in range(S)]
         return program.counts
 
@@ -433,7 +422,7 @@ def _simulate_group(deals: list[Deal], paths: int, seed: int, chunk: int, progre
         }
     return [
         SimulationResult(deal=deal, paths=paths, seed=seed, headline=headline(deal), npv=npv[s], flows=flows[s],
-                         flows_sample=sample[s],
+                         sample_paths=n_sample, engine=engine,
                          term_pv=term_pv[s], candidates={k: dict(v) for k, v in candidates.items()},
                          term_mean=np.sum([term_sums[start][s] for start in starts], axis=0).reshape(-1) / paths)
         for s, deal in enumerate(deals)

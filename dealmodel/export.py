@@ -183,8 +183,7 @@ def write_workbook(
     """One sheet per table, money in millions, native charts of the NPV distributions and tornado."""
     if currency is None and comparison is not None:
         currency = next(iter(comparison.results.values())).deal.currency
-    if per_year is None and comparison is not None and all(r.flows or r.flows_sample
-                                                           for r in comparison.results.values()):
+    if per_year is None and comparison is not None and all(r.per_year_paths for r in comparison.results.values()):
         per_year = comparison.per_year()
     note = f"Money in {currency or 'deal currency'} millions."
     yearly_note = note

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from dealmodel.schema import Deal
 from dealmodel.terms import Headline
 
 PARTIES = ("sponsor", "partner", "program")
+_SAMPLING = threading.Lock()  # one yearly subsample simulated at a time (two sessions asking share it)
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,9 +37,13 @@ class SimulationResult:
         per-path storage).
     term_mean : (terms,) array
         The mean of each term's present value over all paths.
-    flows_sample : dict party -> (m, horizon) array
-        Without ``flows`` (``keep_flows=False``): the yearly cash flows of the first m = min(paths,
-        20,000) paths, a fixed subsample that :meth:`per_year` reads.
+    sample_paths : int
+        Without ``flows`` (``keep_flows=False``): how many first paths, m = min(paths, 20,000) by
+        default, make the fixed yearly subsample that :meth:`per_year` reads. Their yearly cash flows
+        (:meth:`sample_flows`) are simulated when first asked for -- the same numbers as the paths'
+        own, at a tenth of a second for 20,000 paths -- so a valuation that no one reads per year
+        (a slider's, a solver's) does not pay for them.
+    engine : the engine that valued the paths (the subsample is simulated with it too)
     """
 
     deal: Deal
@@ -49,7 +55,8 @@ class SimulationResult:
     term_pv: np.ndarray
     candidates: dict[str, dict[str, Any]]
     term_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
-    flows_sample: dict[str, np.ndarray] = field(default_factory=dict)
+    sample_paths: int = 0
+    engine: str | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -113,18 +120,31 @@ class SimulationResult:
     @property
     def per_year_paths(self) -> int:
         """How many paths :meth:`per_year` is taken over: all, or the fixed yearly subsample."""
-        if self.flows:
-            return self.paths
-        return len(next(iter(self.flows_sample.values()))) if self.flows_sample else 0
+        return self.paths if self.flows else self.sample_paths
+
+    def sample_flows(self) -> dict[str, np.ndarray]:
+        """The yearly cash flows ``(sample_paths, horizon)`` of sponsor and partner on the first
+        :attr:`sample_paths` paths, simulated on first use (``{}`` when there is no subsample)."""
+        if not self.sample_paths:
+            return {}
+        with _SAMPLING:
+            if "sample_flows" not in self._cache:
+                from dealmodel.engine import simulate
+
+                first = simulate(self.deal, paths=self.sample_paths, seed=self.seed, keep_flows=True,
+                                 engine=self.engine)
+                self._cache["sample_flows"] = {p: first.flows[p] for p in ("sponsor", "partner")}
+        return self._cache["sample_flows"]
 
     def _yearly(self, party: str) -> np.ndarray:
         if self.flows:
             return self.cash_flows(party)
-        if not self.flows_sample:
+        sample = self.sample_flows()
+        if not sample:
             raise ValueError("this result keeps no yearly cash flows")
         if party == "program":
-            return self.flows_sample["sponsor"] + self.flows_sample["partner"]
-        return self.flows_sample[party]
+            return sample["sponsor"] + sample["partner"]
+        return sample[party]
 
     def per_year(self) -> pd.DataFrame:
         """Expected cash flow per calendar year and party with the P10-P90 band across paths.

@@ -330,8 +330,9 @@ def test_without_flows_the_yearly_table_is_the_first_20000_paths_whatever_the_ch
         lean = dm.simulate(deal, paths=30_000, seed=3, keep_flows=False, engine=engine, chunk_size=chunk,
                            threads=threads)
         assert lean.per_year_paths == 20_000
+        assert "sample_flows" not in lean._cache  # not simulated until asked for
         for party in ("sponsor", "partner"):
-            np.testing.assert_array_equal(lean.flows_sample[party], full.flows[party][:20_000])
+            np.testing.assert_array_equal(lean.sample_flows()[party], full.flows[party][:20_000])
         table = lean.per_year()
         cf = full.flows["partner"][:20_000]
         partner = table[table["party"] == "partner"]
@@ -340,9 +341,9 @@ def test_without_flows_the_yearly_table_is_the_first_20000_paths_whatever_the_ch
     small = dm.simulate(deal, paths=5000, seed=3, keep_flows=False, engine=engine)
     assert small.per_year_paths == 5000  # fewer paths than the sample: all of them
     fewer = dm.simulate(deal, paths=30_000, seed=3, keep_flows=False, engine=engine, yearly_sample=1000)
-    np.testing.assert_array_equal(fewer.flows_sample["partner"], full.flows["partner"][:1000])
+    np.testing.assert_array_equal(fewer.sample_flows()["partner"], full.flows["partner"][:1000])
     bare = dm.simulate(deal, paths=5000, seed=3, keep_flows=False, engine=engine, yearly_sample=0)
-    assert bare.per_year_paths == 0 and not bare.flows_sample  # what solvers and grids use: NPVs only
+    assert bare.per_year_paths == 0 and not bare.sample_flows()  # what solvers and grids use: NPVs only
     with pytest.raises(ValueError, match="keeps no yearly cash flows"):
         bare.per_year()
     with pytest.raises(ValueError, match="keep_flows=False"):
