@@ -238,7 +238,7 @@ class _ProgramCache:
         from dealmodel import kernel
 
         program = kernel.pack_program(deal, seed, first_block, n)
-        size = program.P.nbytes
+        size = program.nbytes
         with self._lock:
             if k not in self._items and size <= self.max_bytes:
                 self._items[k] = (program, size)

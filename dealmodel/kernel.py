@@ -21,6 +21,7 @@ other float columns of each kind.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,7 +211,7 @@ def program_arrays(program) -> np.ndarray:
     then stopped at the gate), sponsor cost, partner cost.
     """
     if isinstance(program, PackedProgram):
-        return program.P
+        return program.arrays()
     packed = getattr(program, "_packed", None)
     if packed is not None:  # a cached chunk's program, packed once for every revaluation
         return packed
@@ -231,12 +232,55 @@ def program_arrays(program) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PackedProgram:
-    """A chunk's program as the kernel reads it: :func:`program_arrays`' ``P`` and the chunk's counts
-    (per candidate: paths reaching each phase, approvals, sum of launch times, stops after each phase)."""
+    """A chunk's program as the kernel reads it, and the chunk's counts (per candidate: paths reaching
+    each phase, approvals, sum of launch times, stops after each phase).
+
+    Kept compact: the inputs of the compiled builder (the quantities that vary, per path, and the
+    copula's normals: about a third of ``P``'s size), from which :meth:`arrays` builds ``P`` into a
+    buffer each thread reuses. Writing a fresh ``P`` for every chunk cost more in the operating
+    system's first touch of its memory than in the building. A program that goes the long way
+    (gate decisions) keeps its ``P``.
+    """
 
     n: int
-    P: np.ndarray
     counts: list
+    inputs: tuple | None = None
+    P: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        if self.P is not None:
+            return self.P.nbytes
+        return sum(a.nbytes for a in self.inputs if isinstance(a, np.ndarray))
+
+    def arrays(self, reached: np.ndarray | None = None, launch: np.ndarray | None = None) -> np.ndarray:
+        """``P`` (:func:`program_arrays`' layout), valid until this thread's next call; ``reached`` /
+        ``launch``: where the builder also counts phases reached and writes launch times."""
+        if self.P is not None:
+            return self.P
+        C, K = self.inputs[0].shape[0], self.inputs[4]
+        P = _thread_buffer("P", (self.n, C, PH0 + 6 * int(K.max())))
+        if reached is None:
+            if getattr(_THREAD, "built", None) is self:  # this thread's buffer still holds this program
+                return P
+            reached, launch = np.zeros((C, self.inputs[5].shape[1]), dtype=np.int64), _thread_buffer("L", (C, self.n))
+        _THREAD.built = None
+        _build_program(*self.inputs, P, reached, launch)
+        _THREAD.built = self
+        return P
+
+
+_THREAD = threading.local()
+
+
+def _thread_buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A scratch array of ``shape`` this thread reuses (grown when too small)."""
+    size = math.prod(shape)
+    buf = getattr(_THREAD, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size)
+        setattr(_THREAD, name, buf)
+    return buf[:size].reshape(shape)
 
 
 def pack_program(deal: Deal, seed: int, first_block: int, n: int) -> PackedProgram:
@@ -256,7 +300,7 @@ def pack_program(deal: Deal, seed: int, first_block: int, n: int) -> PackedProgr
     n_blocks = math.ceil(n / BLOCK)
     if deal.decision_rule != "none" or not AVAILABLE:
         program = deal_program(deal, seed, first_block, n_blocks, n)
-        return PackedProgram(n, program_arrays(program), _counts(program))
+        return PackedProgram(n, _counts(program), P=program_arrays(program))
     latents, uniforms = draw_blocks(deal, seed, first_block, n_blocks)
     C = len(deal.candidates)
     K = np.array([len(c.remaining_phases()) for c in deal.candidates], dtype=np.int64)
@@ -280,16 +324,18 @@ def pack_program(deal: Deal, seed: int, first_block: int, n: int) -> PackedProgr
         for k, (name, _) in enumerate(cand.remaining_phases()):
             phase[c, k] = PHASES.index(name)
     group = np.asarray(latents.group_of, dtype=np.int64)
-    P = np.empty((n, C, PH0 + 6 * int(K.max())))
+    # the normals of the phases some candidate has left, of these n paths only (the builder's own layout)
+    factor = np.ascontiguousarray(latents.factor[:n])
+    own = np.ascontiguousarray(latents.own[:n])
+    packed = PackedProgram(n, [], (V, fixed, varies, slot, K, phase, group, latents.a, latents.b, factor, own))
     reached = np.zeros((C, phase.shape[1]), dtype=np.int64)
     launch = np.empty((C, n))
-    _build_program(V, fixed, varies, slot, K, phase, group, latents.a, latents.b, latents.factor, latents.own, P,
-                   reached, launch)
-    counts = []
+    packed.arrays(reached, launch)
     for c in range(C):
         launched = launch[c][launch[c] < math.inf]  # contiguous, in path order: summed as the NumPy engine sums
-        counts.append((reached[c, :K[c]].astype(float), launched.size, float(launched.sum()), np.zeros(K[c])))
-    return PackedProgram(n, P, counts)
+        packed.counts.append((reached[c, :K[c]].astype(float), launched.size, float(launched.sum()),
+                              np.zeros(K[c])))
+    return packed
 
 
 # --------------------------------------------------------------------------- compiled helpers
