@@ -2,8 +2,9 @@
 
     .venv/bin/python tools/screenshots.py [OUT_DIR]     # default artifacts/screens
 
-Starts `streamlit run app.py` on a free loopback port, opens it in Debian's Chromium (Playwright,
-no browser download) at 1440x900 and 1280x720, and saves the first screen and each tab.
+Starts the app as `python3 tasks.py run` does (`python -m dealmodel.serve run app.py`) on a free
+loopback port, opens it in Debian's Chromium (Playwright, no browser download) at 1440x900 and
+1280x720, and saves the first screen and each tab.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main(out: Path) -> list[str]:
     port = _free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
