@@ -55,7 +55,8 @@ def deal_file(path: Path) -> dm.Deal:
     return _deal_file(str(path), info.st_mtime_ns, info.st_size)
 
 
-def _reference_names() -> list[str]:
+@st.cache_resource(show_spinner=False)
+def _reference_names() -> list[str]:  # one look-up a rerun, not one per file
     return [deal_file(p).name for p in REFERENCE_FILES]
 
 
