@@ -316,6 +316,17 @@ def value_all(paths: int, seed: int) -> tuple[dict, dict, dict]:
     return deals, results, failed
 
 
+def valuing_message() -> str:
+    """What the page says while it values (past half a second): before this server's first valuation,
+    that the compiled kernel is loaded -- or, the first time after an install, compiled."""
+    from dealmodel import kernel
+
+    if kernel.AVAILABLE and not kernel.value_chunk.signatures:
+        return ("Valuing the structures… The first valuation on this server loads the compiled valuation kernel; "
+                "the first after an install compiles it (about a minute, once).")
+    return "Valuing the structures…"
+
+
 def remove_structure(name: str) -> None:
     """Drop an uploaded structure (the reference structures stay) and show the reference hybrid."""
     ss.structures.pop(name, None)
@@ -627,7 +638,8 @@ def main() -> None:
         term_sliders(name)
 
     started = time.perf_counter()
-    deals, results, failed = value_all(paths, seed)
+    with st.spinner(valuing_message()):  # shown only past half a second
+        deals, results, failed = value_all(paths, seed)
     for bad, message in failed.items():
         st.error(f"**{bad}** cannot be valued as it stands (the other structures are shown):\n\n{message}")
         if bad not in REFERENCE_NAMES:
