@@ -21,8 +21,9 @@ from dealmodel.timing import Discount
 
 DEFAULT_CHUNK = BLOCK  # small runs split evenly over the threads (20k paths: 3 chunks, not 2 uneven ones)
 YEARLY_SAMPLE = 20_000
-"""Without ``keep_flows``, the yearly cash flows of the first this many paths are kept (for
-``per_year``'s mean and P10-P90): a fixed subsample, the same whatever the chunking."""
+"""Without ``keep_flows``, ``per_year``'s mean and P10-P90 are over the yearly cash flows of the first
+this many paths: a fixed subsample, the same whatever the chunking, simulated when first asked for
+(:meth:`~dealmodel.result.SimulationResult.sample_flows`)."""
 MAX_PATHS = 20_000_000
 
 
@@ -286,8 +287,9 @@ def simulate(
     fixed blocks (see :mod:`dealmodel.program`) and per-chunk totals are added in chunk order.
     ``progress`` is called with the number of paths done after each chunk. ``threads`` defaults
     to the machine's cores, at most 4, or the environment variable ``DEALMODEL_THREADS``.
-    ``keep_flows=False`` keeps only the NPVs (memory O(paths)), and for ``per_year`` the yearly
-    flows of the first ``yearly_sample`` paths (default :data:`YEARLY_SAMPLE`; 0: none): everything but
+    ``keep_flows=False`` keeps only the NPVs (memory O(paths)); ``per_year`` then reads the yearly
+    flows of the first ``yearly_sample`` paths (default :data:`YEARLY_SAMPLE`; 0: none), simulated
+    on first use: everything but
     ``cash_flows`` and ``irr`` still works. ``engine``: ``"numba"`` (the compiled kernel, the
     default where numba imports) or ``"numpy"`` (the reference implementation).
     """
