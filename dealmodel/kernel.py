@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -230,6 +231,22 @@ def program_arrays(program) -> np.ndarray:
     return P
 
 
+class BuilderInputs(NamedTuple):
+    """What :func:`_build_program` builds a chunk's ``P`` from (in its argument order)."""
+
+    V: np.ndarray  # (C, rows, n): the quantities that vary, per path (candidate_inputs' values)
+    fixed: np.ndarray  # (C, Q): the quantities that do not
+    varies: np.ndarray  # (C, Q) bool
+    slot: np.ndarray  # (C, Q): the row of V of a quantity that varies
+    K: np.ndarray  # (C,): phases left per candidate
+    phase: np.ndarray  # (C, K): each one's index in PHASES (for the copula's normals)
+    group: np.ndarray  # (C,): platform group
+    a: np.ndarray  # (groups,): sqrt(rho), the shared factor's weight
+    b: np.ndarray  # (groups,): sqrt(1 - rho)
+    factor: np.ndarray  # (n, groups, 5): shared normals
+    own: np.ndarray  # (n, C, 5): each candidate's own normals
+
+
 @dataclass(frozen=True)
 class PackedProgram:
     """A chunk's program as the kernel reads it, and the chunk's counts (per candidate: paths reaching
@@ -244,7 +261,7 @@ class PackedProgram:
 
     n: int
     counts: list
-    inputs: tuple | None = None
+    inputs: BuilderInputs | None = None
     P: np.ndarray | None = None
 
     @property
@@ -258,12 +275,13 @@ class PackedProgram:
         ``launch``: where the builder also counts phases reached and writes launch times."""
         if self.P is not None:
             return self.P
-        C, K = self.inputs[0].shape[0], self.inputs[4]
+        C, K = self.inputs.V.shape[0], self.inputs.K
         P = _thread_buffer("P", (self.n, C, PH0 + 6 * int(K.max())))
         if reached is None:
             if getattr(_THREAD, "built", None) is self:  # this thread's buffer still holds this program
                 return P
-            reached, launch = np.zeros((C, self.inputs[5].shape[1]), dtype=np.int64), _thread_buffer("L", (C, self.n))
+            reached = np.zeros((C, self.inputs.phase.shape[1]), dtype=np.int64)
+            launch = _thread_buffer("L", (C, self.n))
         _THREAD.built = None
         _build_program(*self.inputs, P, reached, launch)
         _THREAD.built = self
@@ -327,7 +345,8 @@ def pack_program(deal: Deal, seed: int, first_block: int, n: int) -> PackedProgr
     # the normals of the phases some candidate has left, of these n paths only (the builder's own layout)
     factor = np.ascontiguousarray(latents.factor[:n])
     own = np.ascontiguousarray(latents.own[:n])
-    packed = PackedProgram(n, [], (V, fixed, varies, slot, K, phase, group, latents.a, latents.b, factor, own))
+    packed = PackedProgram(n, [], BuilderInputs(V, fixed, varies, slot, K, phase, group, latents.a, latents.b, factor,
+                                                own))
     reached = np.zeros((C, phase.shape[1]), dtype=np.int64)
     launch = np.empty((C, n))
     packed.arrays(reached, launch)
