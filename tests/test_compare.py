@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -87,6 +88,20 @@ def test_comparing_the_same_results_again_against_another_baseline_recomputes_th
     assert other.table.loc[deals[0].name, "partner_diff"] == pytest.approx((m - h).mean())
     assert first.table.loc[deals[0].name, "partner_diff"] == 0.0
     assert compare_results(results).table.loc[deals[1].name, "partner_diff"] == pytest.approx((h - m).mean())
+
+
+def test_rows_computed_in_parallel_are_the_sequential_ones(monkeypatch):
+    cmp = importlib.import_module("dealmodel.compare")  # the module (dealmodel.compare is also a function's name)
+    deals = [dm.load_deal(REFERENCE[k]) for k in ("fee_for_service", "milestone", "hybrid")]
+    results = dict(zip([d.name for d in deals], dm.simulate_many(deals, paths=4_000, seed=3, keep_flows=False),
+                       strict=True))
+    monkeypatch.setattr(cmp, "_PARALLEL_PATHS", 1)  # rows on threads (large runs)
+    parallel = compare_results(results, baseline=deals[1].name).table
+    for r in results.values():
+        r._cache.clear()
+    monkeypatch.setattr(cmp, "_PARALLEL_PATHS", 10**9)  # one after another
+    pd.testing.assert_frame_equal(parallel, compare_results(results, baseline=deals[1].name).table)
+    assert list(parallel.index) == [d.name for d in deals]  # in the structures' order
 
 
 def test_tornado_finds_the_only_input_that_matters():
