@@ -39,6 +39,8 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
+from dealmodel.serve import answers
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium")
 DEAL = ROOT / "sample_deals" / "reference_revenue_share.yaml"
@@ -92,15 +94,9 @@ class Server:
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._sample, daemon=True)
         self._watch.start()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError("the app did not start")
+        if not answers(self.url, 90):
+            self.close()
+            raise RuntimeError("the app did not start")
 
     def _sample(self) -> None:
         while not self._stop.is_set():

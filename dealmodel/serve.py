@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 REFERENCE = Path(__file__).resolve().parents[1] / "sample_deals" / "reference_hybrid.yaml"
@@ -28,6 +30,19 @@ def warm_up() -> None:
         dm.simulate(dm.load_deal(REFERENCE), paths=1_000, seed=0, keep_flows=False)
     except Exception:  # only a head start: whatever fails here, the app meets and reports itself
         return
+
+
+def answers(url: str, seconds: float) -> bool:
+    """Whether the app at ``url`` answers its health check within ``seconds`` (for scripts and tests
+    that start a server and wait for it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
-import urllib.request
 
 import pytest
+
+from dealmodel.serve import answers
 
 
 def free_port() -> int:
@@ -18,13 +18,8 @@ def free_port() -> int:
 
 def wait_until_serving(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     """Wait for the server's health check; fail the test with the server's output if it never answers."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
+    if answers(url, seconds):
+        return
     proc.kill()
     pytest.fail("the server did not start: " + (proc.stdout.read() if proc.stdout else ""))
 

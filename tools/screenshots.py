@@ -14,11 +14,11 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+from dealmodel.serve import answers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("DEALMODEL_CHROMIUM", "/usr/bin/chromium")
@@ -45,12 +45,8 @@ def main(out: Path) -> list[str]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
+        if not answers(url, 120):
+            raise RuntimeError("the app did not start")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
             for width, height in SIZES:
