@@ -115,22 +115,35 @@ def mutate() -> None:
         return subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
                               capture_output=True, text=True).stdout
 
+    # mutmut maps each function to the tests that reach it once, and afterwards only adds new tests:
+    # a function added or changed since has no tests in the map and its mutants would be reported
+    # "no tests" without running. The map is rebuilt when the core or the tests changed.
+    core = sorted((ROOT / "dealmodel").glob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
+    source_digest = hashlib.sha256(b"".join(p.read_bytes() for p in core)).hexdigest()
+    source_stamp = ROOT / "mutants" / "sources.sha256"
+    remapped = not source_stamp.exists() or source_stamp.read_text() != source_digest
+    if remapped:
+        (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     listing = run_mutmut(names)
+    if (ROOT / "mutants" / "mutmut-stats.json").exists():
+        source_stamp.write_text(source_digest)
     if not names:
-        # mutmut keeps a mutant's result until its function changes: after the tests change, a
-        # survivor may be caught now, so survivors found under other tests are run again
+        # mutmut keeps a mutant's result until its function changes: after the tests or the map
+        # change, a survivor may be caught now, so survivors found before are run again
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "tests").glob("*.py")))).hexdigest()
         stamp = ROOT / "mutants" / "tests.sha256"
         stale = mutation_survivors(listing)
-        if stale and (not stamp.exists() or stamp.read_text() != digest):
+        if stale and (remapped or not stamp.exists() or stamp.read_text() != digest):
             print(f"the tests changed since {len(stale)} survivors were found: running them again", flush=True)
             listing = run_mutmut(stale)
         if (ROOT / "mutants").is_dir():
             stamp.write_text(digest)
-    print(mutation_report(listing))
+    changes = mutation_changes(ROOT / "mutants", mutation_survivors(listing))
+    print(mutation_report(listing, changes, load_equivalents()))
 
 
 SURVIVING = ("survived", "no tests")  # mutmut's statuses of a mutant no test caught
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 
 
 def mutants(listing: str) -> list[tuple[str, str]]:
@@ -144,28 +157,99 @@ def mutation_survivors(listing: str) -> list[str]:
     return [name for name, status in mutants(listing) if status in SURVIVING]
 
 
-def mutation_report(listing: str) -> str:
-    """Kill rate per module and the surviving mutants, from ``mutmut results --all true``."""
+def function_name(mutant: str) -> str:
+    """``dealmodel.cashflows.xǁLedgerǁspan__mutmut_4`` -> ``dealmodel.cashflows.Ledger.span``."""
+    module, _, func = mutant.rpartition(".")
+    func = func.rpartition("__mutmut_")[0][1:]  # x_name (a function) or xǁClassǁname (a method)
+    return f"{module}.{func[1:] if func.startswith('_') else func.strip('ǁ').replace('ǁ', '.')}"
+
+
+def mutation_changes(root: Path, names: list[str]) -> dict[str, str]:
+    """Each named mutant's change, read from mutmut's copy of the source in ``root`` (its mutants/).
+
+    The change is the mutated lines, stripped and joined by newlines (``- `` and the lines removed
+    when the mutant only removes): the key under which an equivalent mutant is listed, which
+    stays the same when other mutants of the module are added or renumbered.
+    """
+    import ast
+    import difflib
+
+    wanted: dict[str, set[str]] = {}
+    for name in names:
+        module, _, func = name.rpartition(".")
+        wanted.setdefault(module, set()).add(func)
+    changes: dict[str, str] = {}
+    for module, funcs in wanted.items():
+        path = root / Path(*module.split(".")).with_suffix(".py")
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        defs = {node.name: lines[node.lineno:node.end_lineno] for node in ast.walk(ast.parse(text))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name}
+        for func in funcs:
+            original = defs.get(func.rpartition("__mutmut_")[0] + "__mutmut_orig")
+            if func not in defs or original is None:
+                continue
+            diff = list(difflib.unified_diff(original, defs[func], n=0, lineterm=""))[2:]
+            added = [d[1:].strip() for d in diff if d.startswith("+")]
+            removed = [d[1:].strip() for d in diff if d.startswith("-")]
+            changes[f"{module}.{func}"] = "\n".join(added) if added else "- " + "\n".join(removed)
+    return changes
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
+    """(function, change) -> reason, from the reviewed list of equivalent mutants."""
+    import tomllib
+
+    if not path.exists():
+        return {}
+    listed = {}
+    for entry in tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", []):
+        for change in entry["changes"]:
+            listed[(entry["function"], change.strip())] = entry["reason"]
+    return listed
+
+
+def mutation_report(listing: str, changes: dict[str, str] | None = None,
+                    equivalents: dict[tuple[str, str], str] | None = None) -> str:
+    """Kill rate per module and the surviving mutants, from ``mutmut results --all true``.
+
+    A survivor whose change is listed in ``equivalents`` (reviewed: the program cannot behave
+    differently) is counted apart and left out of the kill rate's denominator; every other
+    survivor is printed with its change.
+    """
+    changes, equivalents = changes or {}, equivalents or {}
     by_module: dict[str, dict[str, list[str]]] = {}
     for name, status in mutants(listing):
+        if status in SURVIVING and (function_name(name), changes.get(name, "")) in equivalents:
+            status = "equivalent"
         parts = name.split(".")
         module = ".".join(p for p in parts[:-1] if not p.startswith("x"))
         by_module.setdefault(module, {}).setdefault(status, []).append(name)
-    lines = [f"{'module':28}{'mutants':>9}{'killed':>9}{'survived':>10}{'other':>7}{'kill rate':>11}"]
+    lines = [f"{'module':28}{'mutants':>9}{'killed':>9}{'equivalent':>12}{'survived':>10}{'other':>7}"
+             f"{'kill rate':>11}"]
     survivors: list[str] = []
-    total = caught = 0
+    total = caught = same = 0
     for module, statuses in sorted(by_module.items()):
         n = sum(len(v) for k, v in statuses.items() if k != "not checked")
         killed = len(statuses.get("killed", [])) + len(statuses.get("timeout", []))
+        equivalent = len(statuses.get("equivalent", []))
         lost = [m for status in SURVIVING for m in statuses.get(status, [])]
         survived = len(lost)
         survivors += lost
-        total, caught = total + n, caught + killed
-        rate = f"{killed / n:.1%}" if n else "—"
-        lines.append(f"{module:28}{n:>9}{killed:>9}{survived:>10}{n - killed - survived:>7}{rate:>11}")
-    if total:
-        lines.append(f"{'core':28}{total:>9}{caught:>9}{'':>10}{'':>7}{caught / total:>11.1%}")
-    lines += ["", f"surviving mutants ({len(survivors)}):", *(f"  {s}" for s in sorted(survivors))]
+        total, caught, same = total + n, caught + killed, same + equivalent
+        rate = f"{killed / (n - equivalent):.1%}" if n > equivalent else "—"
+        other = n - killed - equivalent - survived
+        lines.append(f"{module:28}{n:>9}{killed:>9}{equivalent:>12}{survived:>10}{other:>7}{rate:>11}")
+    if total > same:
+        lines.append(f"{'core':28}{total:>9}{caught:>9}{same:>12}{'':>10}{'':>7}{caught / (total - same):>11.1%}")
+    lines += ["", "kill rate: killed / (mutants checked - equivalent); equivalent: listed in "
+              "tests/mutation_equivalents.toml with the reason", "",
+              f"surviving mutants ({len(survivors)}):"]
+    for s in sorted(survivors):
+        lines.append(f"  {s}")
+        lines += [f"      {c}" for c in changes.get(s, "").splitlines()]
     return "\n".join(lines)
 
 
