@@ -97,3 +97,52 @@ def test_the_default_seed_is_zero_and_two_paths_give_the_sample_standard_error()
     x = dm.simulate(deal, paths=2, seed=0).npv["partner"]
     assert abs(x[0] - x[1]) > 1.0  # two different futures, so the divisor shows
     assert frame.loc[TOTAL, "partner_se"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-9)  # sd(ddof=1) / sqrt 2
+
+
+def test_with_no_terms_across_candidates_nothing_is_shared():
+    # Every term here is a candidate's own: fees indexed by a random price index, a royalty and a
+    # reservation (with the partner's own cost of the reserved line and resale of released capacity)
+    # on one candidate each, listed B's before A's. Valued alone they are valued as in the deal, so
+    # the candidates' rows add up to the total and the shared row is zero on every party.
+    data = _data()
+    data["terms"] = [
+        {"kind": "royalty", "tiers": [{"above": 0, "rate": 0.05}], "candidates": ["B"]},
+        {"kind": "service_fees", "markup": 0.2, "candidates": ["B"],
+         "escalation": {"dist": "uniform", "low": 0.0, "high": 0.08}},
+        {"kind": "service_fees", "markup": 0.1, "candidates": ["A"],
+         "escalation": {"dist": "uniform", "low": 0.02, "high": 0.06}},
+        {"kind": "capacity_reservation", "fee_per_year": 4.0, "end_years": 9.0, "candidates": ["A"],
+         "partner_cost_per_year": 1.5, "resale_utilisation": 0.5},
+    ]
+    frame = candidate_values(dm.parse_deal(data), paths=3_000, seed=2)
+    for party in ("sponsor", "partner", "program"):
+        assert frame.loc[SHARED, party] == pytest.approx(0.0, abs=1e-9)
+    # and each candidate's row moves when its own terms are dropped (so the check above has teeth)
+    without = candidate_values(dm.parse_deal({**data, "terms": data["terms"][:2]}), paths=3_000, seed=2)
+    assert abs(frame.loc["A", "partner"] - without.loc["A", "partner"]) > 1.0
+    assert frame.loc["B", "partner"] == pytest.approx(without.loc["B", "partner"], rel=1e-12)
+
+
+def test_program_level_terms_are_the_shared_rows_and_leave_the_candidates_rows_alone():
+    # An option fee paid at signing, a milestone on the first approval and a reservation for the
+    # whole program belong to no candidate: adding them leaves every candidate's row unchanged and
+    # moves the shared row by exactly their expected present value (partner rate; t = 0 for the fee).
+    data = _data()
+    data["terms"] = [{"kind": "option", "exercise_at": "phase3_start", "royalty_rate": 0.02, "exercise_fee": 3.0}]
+    base = candidate_values(dm.parse_deal(data), paths=3_000, seed=4)
+    for party in ("sponsor", "partner", "program"):  # an option without a fee is each candidate's own
+        assert base.loc[SHARED, party] == pytest.approx(0.0, abs=1e-9)
+    extra = [{"kind": "milestone", "event": "approval_count", "count": 1, "amount": 40.0},
+             {"kind": "capacity_reservation", "fee_per_year": 4.0, "end_years": 9.0, "scope": "program",
+              "notice_years": 1.0}]
+    with_fee = {**data, "terms": [{**data["terms"][0], "option_fee": 6.0}, *extra]}
+    deal = dm.parse_deal(with_fee)
+    frame = candidate_values(deal, paths=3_000, seed=4)
+    for row in ("A", "B"):
+        for party in ("sponsor", "partner", "program"):
+            assert frame.loc[row, party] == pytest.approx(base.loc[row, party], rel=1e-12, abs=1e-12)
+    result = dm.simulate(deal, paths=3_000, seed=4)
+    # the partner pays the option fee (to the sponsor) and receives the other two; partner rate, as term_pv
+    shared_pv = -6.0 + float(result.term_pv[1].mean() + result.term_pv[2].mean())
+    assert float(result.term_pv[2].mean()) > 1.0 and float(result.term_pv[1].mean()) > 0.5
+    assert frame.loc[SHARED, "partner"] - base.loc[SHARED, "partner"] == pytest.approx(shared_pv, rel=1e-9)
