@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import numpy_financial as npf
@@ -315,10 +314,7 @@ def test_a_deal_that_omits_every_optional_field_is_valued():
     assert result.npv["partner"] == pytest.approx(np.zeros(100), abs=1e-12)
 
 
-ENGINES_HERE = [os.environ["DEALMODEL_ENGINE"]] if os.environ.get("DEALMODEL_ENGINE") else ["numpy", "numba"]
-
-
-@pytest.mark.parametrize("engine", ENGINES_HERE)
+@pytest.mark.parametrize("engine", ["numpy", "numba"])  # both, whatever DEALMODEL_ENGINE says: each has its branch
 def test_valuing_a_range_of_paths_gives_exactly_those_paths_of_a_full_simulation(engine):
     """The unit of work of batch runs: paths [first, first + n) valued alone equal the same paths of one run."""
     from dealmodel.engine import value_paths, value_paths_many
@@ -378,3 +374,39 @@ def test_structures_on_one_program_simulate_it_once_per_chunk(monkeypatch):
     calls.clear()
     dm.simulate_many(deals, paths=3 * BLOCK, seed=2, keep_flows=False, engine="numba", chunk_size=BLOCK, threads=1)
     assert calls == []  # the same chunks again (a slider that moves only terms): none simulated anew
+
+
+def test_the_program_cache_keeps_recent_chunks_within_its_size_and_drops_the_least_recently_used(monkeypatch):
+    from types import SimpleNamespace
+
+    from dealmodel import kernel
+    from dealmodel.engine import _ProgramCache
+
+    packed = []  # (key, first block) of each chunk simulated
+
+    def pack(deal, seed, first_block, n):
+        packed.append((deal, first_block))
+        return SimpleNamespace(nbytes=n)  # n stands for the chunk's size in bytes
+
+    monkeypatch.setattr(kernel, "pack_program", pack)
+    cache = _ProgramCache(max_bytes=100)
+    a = cache.get("a", "k", 0, 0, 40)
+    assert cache.get("a", "k", 0, 0, 40) is a and packed == [("a", 0)]  # kept: simulated once
+    cache.get("b", "k", 0, 1, 40)
+    cache.get("a", "k", 0, 0, 40)  # a is now the most recently used
+    cache.get("c", "k", 0, 2, 20)  # 40 + 40 + 20 = 100: exactly full, all kept
+    assert cache._bytes == 100 and len(packed) == 3
+    cache.get("d", "k", 0, 3, 30)  # 130 > 100: b (least recently used) goes, a and c stay
+    assert cache._bytes == 90
+    cache.get("a", "k", 0, 0, 40), cache.get("c", "k", 0, 2, 20)
+    assert len(packed) == 4
+    cache.get("b", "k", 0, 1, 40)  # b again: simulated again, and d (now the oldest) goes for it
+    assert len(packed) == 5 and cache._bytes == 100
+    cache.get("x", "k", 0, 9, 101)  # larger than the whole cache: never kept, nothing dropped for it
+    cache.get("x", "k", 0, 9, 101)
+    assert len(packed) == 7 and cache._bytes == 100
+    cache.clear()
+    assert cache._bytes == 0
+    cache.get("y", "k", 0, 5, 100)  # a chunk of exactly the cache's size fits an empty cache
+    cache.get("y", "k", 0, 5, 100)
+    assert len(packed) == 8 and cache._bytes == 100
