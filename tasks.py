@@ -185,7 +185,9 @@ def mutation_changes(root: Path, names: list[str]) -> dict[str, str]:
             continue
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines()
-        defs = {node.name: lines[node.lineno:node.end_lineno] for node in ast.walk(ast.parse(text))
+        # each definition's lines, its own name in the first one replaced (a mutated default shows)
+        defs = {node.name: [lines[node.lineno - 1].replace(node.name, "NAME", 1), *lines[node.lineno:node.end_lineno]]
+                for node in ast.walk(ast.parse(text))
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name}
         for func in funcs:
             original = defs.get(func.rpartition("__mutmut_")[0] + "__mutmut_orig")

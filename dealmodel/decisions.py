@@ -362,12 +362,14 @@ def decision_report(deal: Deal, paths: int = 20_000, seed: int = 0, rule: str | 
     results = simulate_many(variants, paths, seed, keep_flows=False, yearly_sample=0)
     parties = ("sponsor", "partner", "program")
     values = pd.DataFrame({p: [float(r.npv[p].mean()) for r in results] for p in parties}, index=list(ROWS))
-    values_se = pd.DataFrame({p: [float(r.npv[p].std(ddof=1) / np.sqrt(paths)) for r in results] for p in parties},
-                             index=list(ROWS))
+    def se(x: np.ndarray) -> float:  # of a mean; one future has no spread to estimate: 0
+        return float(x.std(ddof=1) / np.sqrt(paths)) if paths > 1 else 0.0
+
+    values_se = pd.DataFrame({p: [se(r.npv[p]) for r in results] for p in parties}, index=list(ROWS))
 
     def paired(a, b) -> tuple[float, float]:
         d = a.npv["program"] - b.npv["program"]
-        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(paths)) if paths > 1 else 0.0
+        return float(d.mean()), se(d)
 
     flex, flex_se = paired(results[1], results[0])
     dist, dist_se = paired(results[2], results[1])

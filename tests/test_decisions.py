@@ -54,6 +54,43 @@ def test_the_optimal_rule_stops_exactly_the_low_sales_paths_and_matches_the_deci
     assert result.candidates["A"]["prob_stopped_before_phase3"] == pytest.approx(0.4 * 0.5, abs=4 * 0.0013)
 
 
+def test_the_value_of_going_on_counts_the_option_to_stop_at_a_later_gate():
+    # Peak sales 500 or 1,000, half and half; a forecast that says next to nothing at the phase-3 gate
+    # (noise 5 on the log, against log 2 between the two) and everything at the filing gate; filing
+    # costs 1,600. By hand (values at t = 0): at filing, 1,000 is filed (33.5 against -13.6 for stopping
+    # there) and 500 is not (-56.9). At the phase-3 gate, going on is worth 0.5 x 33.5 + 0.5 x -13.6 = 9.9
+    # with the later stop, -11.7 if the 500s were filed too, and stopping -7.2: a rule that forgot the
+    # later stop would stop most candidates at phase 3.
+    data = _two_level(forecast_noise={"phase1": 5.0, "phase2": 5.0, "phase3": 5.0, "filing": 0.0})
+    data["candidates"][0]["phases"]["filing"]["cost"] = 1600.0
+    data["candidates"][0]["commercial"]["peak_sales"]["values"] = [500.0, 1000.0]
+    d = Disc(0.15, 30)
+    go_high, stop_low_at_filing = _branch(data, 1000.0, None, d), _branch(data, 500.0, 1, d)
+    assert _branch(data, 500.0, None, d) < stop_low_at_filing - 40 and go_high > _branch(data, 1000.0, 1, d) + 40
+    expected = 0.5 * go_high + 0.5 * stop_low_at_filing
+    forgetful = 0.5 * go_high + 0.5 * _branch(data, 500.0, None, d)
+    assert expected > _branch(data, 500.0, 0, d) + 15 > forgetful + 15
+    result = dm.simulate(dm.parse_deal(data), paths=40_000, seed=3, keep_flows=False)
+    x = result.npv["sponsor"]
+    assert abs(x.mean() - expected) < 4 * x.std() / np.sqrt(x.size)
+    info = result.candidates["A"]
+    assert info["prob_stopped_before_phase3"] == 0.0
+    p = 0.4 * 0.5 * 0.5  # passed phase 2, then phase 3, and the low sales
+    assert info["prob_stopped_before_filing"] == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / x.size))
+
+
+def test_a_last_gate_too_rare_to_fit_still_leaves_the_earlier_gates_fitted():
+    # phase 3 almost never succeeds, so the filing gate is too rare to fit (everyone would go on there);
+    # the phase-3 gate before it is not: going on to a phase that all but never succeeds is worth less
+    # than stopping for both sales levels, so every candidate that passes phase 2 is stopped there
+    data = _two_level()
+    data["candidates"][0]["phases"]["phase3"]["success_probability"] = 0.0005
+    result = dm.simulate(dm.parse_deal(data), paths=20_000, seed=2, keep_flows=False)
+    info = result.candidates["A"]
+    assert info["prob_stopped_before_phase3"] == pytest.approx(0.4, abs=4 * np.sqrt(0.24 / 20_000))
+    assert info["prob_reach_phase3"] == 0.0
+
+
 def test_decisions_none_keeps_todays_results_bit_for_bit():
     plain = dm.load_deal(REFERENCE["hybrid"])
     data = plain.model_dump(mode="json", by_alias=True, exclude_none=True) | {"decisions": "none"}
@@ -346,3 +383,122 @@ def test_a_gate_too_rare_to_fit_lets_every_path_that_reaches_it_go_on():
     assert decided.candidates["A"]["prob_stopped_before_phase3"] == 0.0
     for party in ("sponsor", "partner", "program"):
         np.testing.assert_allclose(decided.npv[party], plain.npv[party], rtol=1e-12, atol=1e-12)
+
+
+def test_the_report_values_each_variant_with_its_standard_error_on_the_same_futures():
+    # the partner decides candidate A; "as the program would" drops that and lets both decide together
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = {"dist": "discrete", "values": [LOW, HIGH], "probabilities": [0.5, 0.5]}
+    data = base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE,
+                                                "owners": {"A": "partner"}},
+                     terms=[{"kind": "milestone", "event": "phase3_start", "amount": 60.0}])
+    deal = dm.parse_deal(data)
+    report = dm.decision_report(deal, paths=3_000, seed=8)
+    assert (report.paths, report.seed) == (3_000, 8)
+    plain = dict(data)
+    plain.pop("decisions")
+    program = {**data, "decisions": {**data["decisions"], "owner": "program", "owners": {}}}
+    runs = {"no decisions": plain, "decided under the deal": data, "decided as the program would": program}
+    npv = {}
+    for row, variant in runs.items():
+        npv[row] = dm.simulate(dm.parse_deal(variant), paths=3_000, seed=8, keep_flows=False).npv
+        for party in ("sponsor", "partner", "program"):
+            x = npv[row][party]
+            assert report.values.loc[row, party] == pytest.approx(x.mean(), rel=1e-12, abs=1e-12)
+            assert report.values_se.loc[row, party] == pytest.approx(x.std(ddof=1) / np.sqrt(3_000), rel=1e-12)
+    flex = npv["decided under the deal"]["program"] - npv["no decisions"]["program"]
+    dist = npv["decided as the program would"]["program"] - npv["decided under the deal"]["program"]
+    assert report.flexibility == pytest.approx(flex.mean(), rel=1e-12)
+    assert report.flexibility_se == pytest.approx(flex.std(ddof=1) / np.sqrt(3_000), rel=1e-12)
+    assert report.distortion == pytest.approx(dist.mean(), rel=1e-12)
+    assert report.distortion_se == pytest.approx(dist.std(ddof=1) / np.sqrt(3_000), rel=1e-12)
+    assert report.distortion_se > 0.0
+    # the partner, paid at phase 3, never stops there; the program stops the low-sales paths
+    assert report.stops.loc[("A", "phase3"), "under the deal"] == 0.0
+    assert report.stops.loc[("A", "phase3"), "as the program would"] > 0.15
+    # one future: no spread to estimate, the standard errors are zero
+    one = dm.decision_report(deal, paths=1, seed=8)
+    assert one.flexibility_se == 0.0 and one.distortion_se == 0.0 and (one.values_se == 0.0).all().all()
+
+
+def test_the_report_takes_a_threshold_override_and_names_a_bad_owner():
+    deal = dm.parse_deal(_two_level(rule="threshold", threshold=500.0))
+    low = dm.decision_report(deal, paths=2_000, seed=1)
+    high = dm.decision_report(deal, paths=2_000, seed=1, threshold=5_000.0)
+    assert (low.threshold, high.threshold) == (500.0, 5_000.0)
+    # 500 stops the LOW paths only (10 < 500 < 2,000); 5,000 stops every path that reaches the gate
+    assert low.stops.loc[("A", "phase3"), "under the deal"] == pytest.approx(0.2, abs=0.04)
+    assert high.stops.loc[("A", "phase3"), "under the deal"] == pytest.approx(0.4, abs=0.05)
+    with pytest.raises(ValueError, match=r"owner must be sponsor, partner or program \(got 'bank'\)"):
+        dm.decision_report(deal, paths=2_000, seed=1, owner="bank")
+    import inspect
+
+    defaults = inspect.signature(dm.decision_report).parameters
+    assert (defaults["paths"].default, defaults["seed"].default) == (20_000, 0)  # as the CLI and docs say
+
+
+def test_the_summary_lists_every_candidate_another_party_decides():
+    report = _report([("A", "phase2", 0.5, 0.5)], owners={"A": "partner"})
+    two = base_deal(candidates=[candidate("A"), candidate("B")],
+                    decisions={"rule": "optimal", "owners": {"A": "partner", "B": "program"}})
+    text = dataclasses.replace(report, deal=dm.parse_deal(two)).summary()
+    assert "decided by the sponsor (A: the partner, B: both parties together))" in text.splitlines()[0]
+
+
+def test_a_forecast_of_sales_below_one_million_is_not_floored_to_one():
+    # threshold 0.8 ($0.8M a year): peak sales of 0.5 are below it at every gate (no forecast noise)
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = 0.5
+    deal = dm.parse_deal(base_deal(candidates=[c], decisions={"rule": "threshold", "threshold": 0.8,
+                                                               "forecast_noise": ZERO_NOISE}))
+    info = dm.simulate(deal, paths=4_000, seed=1, keep_flows=False).candidates["A"]
+    assert info["prob_reach_phase3"] == 0.0 and info["prob_stopped_before_phase3"] > 0.35
+
+
+def test_the_fit_is_reproducible_with_a_random_price_index_and_a_fit_size_off_the_blocks():
+    from dealmodel.decisions import _fit
+
+    data = _two_level(forecast_noise={"phase1": 0.9, "phase2": 0.7, "phase3": 0.5, "filing": 0.3}, fit_paths=10_000)
+    data["terms"] = [{"kind": "service_fees", "markup": 0.3, "at_risk_fraction": 0.5, "success_premium": 1.0,
+                      "escalation": {"dist": "uniform", "low": 0.0, "high": 0.1}}]
+    deal = dm.parse_deal(data)
+    first, again = _fit(deal, 4), _fit(deal, 4)
+    for a, b in zip(first.gates[0], again.gates[0], strict=True):
+        assert a.coef is not None and np.array_equal(a.coef, b.coef)
+    assert not np.array_equal(first.gates[0][0].coef, _fit(deal, 5).gates[0][0].coef)  # the seed matters
+    result = dm.simulate(deal, paths=3_000, seed=4, keep_flows=False)
+    assert result.candidates["A"]["prob_stopped_before_phase3"] > 0.1
+
+
+def test_the_rule_cache_fits_once_per_deal_and_seed_and_drops_the_least_recently_used(monkeypatch):
+    from dealmodel import decisions
+
+    fitted = []
+    monkeypatch.setattr(decisions, "_fit", lambda deal, seed: fitted.append((deal.decisions.threshold, seed)) or
+                        fitted[-1])
+    cache = decisions._PolicyCache(size=2)
+    deals = {t: dm.parse_deal(_two_level(rule="threshold", threshold=t)) for t in (100.0, 200.0, 300.0)}
+    assert cache.get(deals[100.0], 4) == (100.0, 4)  # fitted with the run's own seed
+    cache.get(deals[100.0], 4)
+    cache.get(deals[100.0], 5)
+    assert fitted == [(100.0, 4), (100.0, 5)]
+    cache.get(deals[100.0], 4)  # (100, 4) is now the most recently used: (100, 5) goes first
+    cache.get(deals[200.0], 4)  # a third rule in a cache of two
+    cache.get(deals[100.0], 4)
+    assert len(fitted) == 3
+    cache.get(deals[100.0], 5)
+    assert fitted[-1] == (100.0, 5) and len(fitted) == 4
+    cache.clear()
+    cache.get(deals[300.0], 1)
+    assert fitted[-1] == (300.0, 1)
+
+
+def test_a_forecast_that_is_the_same_on_every_path_still_gives_a_rule():
+    # fixed peak sales of 2,000 and no forecast noise: every forecast at a gate is the same number, so
+    # the rule can only use the date; going on is worth far more than stopping, so no one stops
+    c = candidate("A")
+    c["commercial"]["peak_sales"] = HIGH
+    deal = dm.parse_deal(base_deal(candidates=[c], decisions={"rule": "optimal", "forecast_noise": ZERO_NOISE}))
+    info = dm.simulate(deal, paths=4_000, seed=1, keep_flows=False).candidates["A"]
+    assert info["prob_stopped_before_phase3"] == 0.0 and info["prob_stopped_before_filing"] == 0.0
+    assert info["prob_reach_filing"] == pytest.approx(0.2, abs=0.03)

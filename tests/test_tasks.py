@@ -44,6 +44,11 @@ def x_royalty__mutmut_2(sales, rate=0.1):
     return base * rate
 
 
+def x_royalty__mutmut_4(sales, rate=1.1):
+    base = np.asarray(sales, dtype=float)
+    return base * rate
+
+
 class Tier:
     def xǁTierǁrate__mutmut_orig(self):
         total = 1.0
@@ -64,6 +69,9 @@ def test_a_survivor_listed_as_equivalent_leaves_the_kill_rate_and_the_others_sho
     changes = tasks.mutation_changes(tmp_path, tasks.mutation_survivors(listing))
     assert changes == {"dealmodel.terms.x_royalty__mutmut_2": "base = np.asarray(sales, dtype=None)",
                        "dealmodel.terms.xǁTierǁrate__mutmut_3": "- total += 2.0"}
+    # a mutated default shows in the definition's line (its name left out)
+    assert tasks.mutation_changes(tmp_path, ["dealmodel.terms.x_royalty__mutmut_4"]) == {
+        "dealmodel.terms.x_royalty__mutmut_4": "def NAME(sales, rate=1.1):"}
     assert tasks.function_name("dealmodel.terms.xǁTierǁrate__mutmut_3") == "dealmodel.terms.Tier.rate"
     assert tasks.function_name("dealmodel.decisions.x__fit__mutmut_7") == "dealmodel.decisions._fit"
     listed = tmp_path / "equivalents.toml"
