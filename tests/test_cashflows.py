@@ -77,3 +77,25 @@ def test_no_amount_is_special():
     led.span(np.array([1.0]), np.array([3.0]), 1.0)
     assert led.total(10)[0] == pytest.approx(1.0 + 2.0, rel=1e-15)
     np.testing.assert_allclose(led.annual(4)[0], [1.0, 1.0, 1.0, 0.0])
+
+
+def test_a_chain_under_a_price_index_on_rows_that_start_at_different_times():
+    # row 0 over [0, 2), row 1 over [3, 5), both 1 a year, indexed 10% a year from year 0: each row is
+    # cut at its own new years only (row 1 has nothing before 3)
+    led = Ledger(2)
+    led.chain(np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]), np.array([[1.0, 1.0], [1.0, 1.0]]), index=0.1)
+    np.testing.assert_allclose(led.total(10), [1.0 + 1.1, 1.1**3 + 1.1**4], rtol=1e-12)
+    np.testing.assert_allclose(led.annual(6)[1], [0, 0, 0, 1.1**3, 1.1**4, 0], atol=1e-12)
+
+
+def test_an_interval_that_ends_before_it_starts_or_never_starts_books_nothing():
+    for index in (0.0, 0.1):
+        led = Ledger(3)
+        led.span(np.array([2.0, np.inf, 1.0]), np.array([1.0, np.inf, 2.5]), 5.0, index=index)
+        # only path 2 pays: 5 a year over [1, 2.5), at 1.1 and 1.21 with the index
+        expected = 7.5 if index == 0.0 else 5 * (1.1 + 0.5 * 1.21)
+        np.testing.assert_allclose(led.total(10), [0.0, 0.0, expected], rtol=1e-12)
+        assert led.pv(Discount(0.1, 10))[0] == 0.0
+    never = Ledger(2)  # a span on paths that never reach it, under an index: nothing, and no error
+    never.span(np.array([np.inf, np.inf]), np.array([np.inf, np.inf]), 1.0, index=0.05)
+    np.testing.assert_allclose(never.total(10), [0.0, 0.0])
