@@ -10,7 +10,7 @@ import yaml
 
 import dealmodel as dm
 from dealmodel.distributions import Fixed, LogNormal, Triangular
-from tests.conftest import REFERENCE, ROOT, SAMPLES, SINGLE, base_deal
+from tests.conftest import REFERENCE, ROOT, SAMPLES, SINGLE, base_deal, candidate
 
 ALL_SAMPLES = sorted(SAMPLES.glob("*.yaml"))
 
@@ -148,3 +148,26 @@ def test_the_negotiated_references_lie_in_the_zone_against_fee_for_service():
     for row in table.iloc[1:].itertuples():
         assert row.sponsor_diff > 3 * row.sponsor_diff_se, row.Index
         assert row.partner_diff > 3 * row.partner_diff_se, row.Index
+
+
+def test_headline_milestones_count_each_event_a_candidate_can_still_reach_and_fees_their_remakes():
+    # A: from phase 2 (phases 2, 3, filing); B: at filing only. Partner costs 20 + 50 + 5 for A, 5 for B.
+    a = candidate("A")
+    a["batch_failure_rate"] = 0.2
+    b = candidate("B", start_phase="filing")
+    milestones = [("phase3_start", 2.0), ("filing", 4.0), ("approval", 8.0),
+                  ("first_sale", 16.0), ("annual_sales", 32.0), ("cumulative_sales", 64.0)]
+    terms = [{"kind": "milestone", "event": e, "amount": x, **({"threshold": 100.0} if "sales" in e else {})}
+             for e, x in milestones]
+    terms += [{"kind": "milestone", "event": "approval_count", "count": 2, "amount": 128.0},
+              {"kind": "milestone", "event": "approval_count", "count": 3, "amount": 256.0},
+              {"kind": "service_fees", "markup": 0.1, "failed_batches_paid_by": "sponsor", "candidates": ["A"]}]
+    data = base_deal(candidates=[a, b], terms=terms, levers={"qbd": {"enabled": True, "batch_failure_reduction": 0.5}})
+    headline = dm.headline(dm.parse_deal(data))
+    # phase-3 start and filing: A (B is at filing already); approval and the sales events: both;
+    # the second approval: once (two candidates); the third: never (only two)
+    biobucks = 2 + 4 + 2 * (8 + 16 + 32 + 64) + 128
+    assert headline.biobucks == pytest.approx(biobucks, abs=1e-9)
+    # fees: the sponsor pays failed batches, at 20% halved by QbD: remade 1 / (1 - 0.1) times, marked up 10%
+    fees = (20 + 50 + 5) / 0.9 * 1.1
+    assert headline.total_contract_value == pytest.approx(biobucks + fees, rel=1e-12)
