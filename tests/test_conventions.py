@@ -179,3 +179,18 @@ def test_sales_milestone_is_paid_at_the_end_of_the_first_royalty_year_at_thresho
     deal = _deal([product], terms, horizon=6, rate=0.1)
     result = _one_path(deal)
     assert result.term_pv[0][0] == pytest.approx(10 * V**2.5, rel=1e-12)
+
+
+def test_a_run_of_one_path_books_its_sales_terms():
+    # paths=1: one launched row. Launch at 1, sales 100 a year over [1, 4), cost of goods 20%, no discounting:
+    # royalty 10% -> 30; supply at cost + 10% -> 0.2 x 100 x 1.1 x 3 = 66; a milestone on annual sales of at
+    # least 100 -> paid at 2, the end of the first year that reaches it (sales exactly at the threshold count)
+    product = _product("A", 1.0)
+    product["commercial"]["cogs_fraction"] = 0.2
+    terms = [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.1}]},
+             {"kind": "supply", "markup": 0.1},
+             {"kind": "milestone", "event": "annual_sales", "threshold": 100.0, "amount": 5.0}]
+    result = dm.simulate(_deal([product], terms, horizon=4), paths=1, seed=0)
+    np.testing.assert_allclose(result.term_pv[:, 0], [30.0, 66.0, 5.0], rtol=1e-12)
+    # the partner's year: royalty 10 + supply 22 - the cost of goods it now makes, 20; the milestone in year 2
+    assert result.per_year().query("party == 'partner'")["mean"].tolist() == pytest.approx([0.0, 12.0, 17.0, 12.0])
