@@ -298,3 +298,35 @@ def test_a_reservation_that_ran_its_term_under_a_falling_index_pays_the_shortfal
     pv = {m: dm.simulate(dm.parse_deal(base_deal(candidates=[spec], terms=[term | {"minimum_commitment": m}])),
                          paths=4, seed=0).term_pv[0] for m in (0.0, 15.0)}
     np.testing.assert_allclose(pv[15.0] - pv[0.0], (15.0 - 4 * 2.6568) * 1.1**-4.5, rtol=1e-9)
+
+
+@pytest.mark.parametrize("until", ["phase_success", "approval"])
+def test_fees_deferred_in_full_are_paid_at_the_index_of_the_year_they_fall_due(until):
+    # every fee deferred (at risk 100%), doubled on success (premium 1), marked up 20%, indexed 10% a year, on a
+    # certain path: phases 2, 3 and filing cost the partner 20, 50 and 5 and end at 3.25, 5.85 and 6.65
+    fees = {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 1.0, "success_premium": 1.0,
+            "deferred_until": until, "escalation": 0.1}
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=[fees])), paths=4, seed=0)
+    if until == "phase_success":  # each phase's at its end, at 1.1^(its year)
+        by_hand = sum(c * 1.2 * 2 * 1.1**y * 1.1**-end for c, y, end in ((20, 3, 3.25), (50, 5, 5.85), (5, 6, 6.65)))
+    else:  # all at approval, 6.65, at 1.1^6
+        by_hand = 75 * 1.2 * 2 * 1.1**6 * 1.1**-6.65
+    np.testing.assert_allclose(result.term_pv[0], by_hand, rtol=1e-12)
+
+
+def test_a_minimum_commitment_below_one_million_is_still_trued_up():
+    # 0.1 a year from 0.5 until a year after phase 2 fails at 3.25 (release 4.25): 0.375 paid, minimum 0.5
+    term = RESERVATION | {"fee_per_year": 0.1, "start_years": 0.5, "notice_years": 1.0, "minimum_commitment": 0.5}
+    deal = dm.parse_deal(base_deal(candidates=[_sure(candidate("A"), fail_phase="phase2")], terms=[term]))
+    by_hand = 0.1 * (1.1**-0.5 - 1.1**-4.25) / np.log(1.1) + 0.125 * 1.1**-4.25
+    np.testing.assert_allclose(dm.simulate(deal, paths=4, seed=0).term_pv[0], by_hand, rtol=1e-12)
+
+
+def test_a_success_rebate_counts_only_the_fees_paid_to_the_partner_for_its_candidate():
+    # A's fees (not indexed) and B's; the rebate on A returns half of A's alone, at A's approval (6.65)
+    a, b = _sure(candidate("A")), _sure(candidate("B"))
+    fees_a = {"kind": "service_fees", "markup": 0.2, "candidates": ["A"]}
+    fees_b = {"kind": "service_fees", "markup": 0.5, "candidates": ["B"]}
+    rebate = {"kind": "success_rebate", "fraction": 0.5, "candidates": ["A"]}
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[a, b], terms=[fees_a, fees_b, rebate])), paths=4, seed=0)
+    np.testing.assert_allclose(result.term_pv[2], -0.5 * 75 * 1.2 * 1.1**-6.65, rtol=1e-12)
