@@ -194,3 +194,31 @@ def test_a_run_of_one_path_books_its_sales_terms():
     np.testing.assert_allclose(result.term_pv[:, 0], [30.0, 66.0, 5.0], rtol=1e-12)
     # the partner's year: royalty 10 + supply 22 - the cost of goods it now makes, 20; the milestone in year 2
     assert result.per_year().query("party == 'partner'")["mean"].tolist() == pytest.approx([0.0, 12.0, 17.0, 12.0])
+
+
+def test_a_royalty_cap_counts_only_what_is_paid_not_the_years_without_sales():
+    # launch at 1, no sales in the first launch year, then 100 a year; 10% royalty capped at 15: 10 a year
+    # from 2 until 15 is paid at 3.5 (no discounting); the year without sales takes nothing from the cap
+    product = _product("A", 1.0)
+    product["commercial"]["launch_curve"] = [0.0, 1.0]
+    terms = [{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.1}], "cap": 15.0}]
+    result = _one_path(_deal([product], terms, horizon=6))
+    assert result.term_pv[0][0] == pytest.approx(15.0, rel=1e-12)
+    partner = result.per_year().query("party == 'partner'")["mean"].tolist()
+    assert partner == pytest.approx([0.0, 0.0, 10.0, 5.0, 0.0, 0.0], abs=1e-12)
+
+
+def test_tiers_counted_over_products_launched_at_different_times_follow_each_products_launch_years():
+    # A launches at 1, B at 1.5; each sells 50 in its first launch year, then 100 a year; horizon 4, no
+    # discounting. Royalty years follow A (the first launch): [1, 2), [2, 3), [3, 4). B's rate changes at 2.5,
+    # inside a royalty year. Sales: A 50 + 2 x 100 = 250, B 50 + 1.5 x 100 = 200; 10% of 450 = 45, and
+    # with tiers at 0% below 100 a royalty year and 20% above: year [1, 2): A 50 + B 25 = 75 -> 0;
+    # [2, 3): A 100 + B 25 + 50 = 175 -> 15; [3, 4): 200 -> 20
+    a, b = _product("A", 1.0), _product("B", 1.5)
+    for p in (a, b):
+        p["commercial"]["launch_curve"] = [0.5, 1.0]
+    flat = [{"kind": "royalty", "tier_basis": "aggregate", "tiers": [{"above": 0, "rate": 0.1}]}]
+    tiered = [{"kind": "royalty", "tier_basis": "aggregate",
+               "tiers": [{"above": 0, "rate": 0.0}, {"above": 100, "rate": 0.2}]}]
+    assert _one_path(_deal([a, b], flat, horizon=4)).term_pv[0][0] == pytest.approx(45.0, rel=1e-12)
+    assert _one_path(_deal([a, b], tiered, horizon=4)).term_pv[0][0] == pytest.approx(35.0, rel=1e-12)
