@@ -206,6 +206,10 @@ def test_a_royalty_cap_counts_only_what_is_paid_not_the_years_without_sales():
     assert result.term_pv[0][0] == pytest.approx(15.0, rel=1e-12)
     partner = result.per_year().query("party == 'partner'")["mean"].tolist()
     assert partner == pytest.approx([0.0, 0.0, 10.0, 5.0, 0.0, 0.0], abs=1e-12)
+    # and a tier above 150 a royalty year, never reached by sales of 100, takes nothing from it either
+    tiers = [{"above": 0, "rate": 0.1}, {"above": 150, "rate": 0.2}]
+    result = _one_path(_deal([product], [terms[0] | {"tiers": tiers}], horizon=6))
+    assert result.term_pv[0][0] == pytest.approx(15.0, rel=1e-12)
 
 
 def test_tiers_counted_over_products_launched_at_different_times_follow_each_products_launch_years():
