@@ -331,6 +331,16 @@ def test_valuing_a_range_of_paths_gives_exactly_those_paths_of_a_full_simulation
         assert out["term_pv"].shape == (len(deal.terms), n)
     alone = value_paths(deals[1], seed=5, first_path=first, n=n, engine=engine)
     np.testing.assert_allclose(alone["npv"]["partner"], outs[1]["npv"]["partner"], rtol=1e-12)
+    # the per-candidate counts of the range (phases reached, approvals, launch times, stops) are the
+    # program's own, the same from either engine
+    from dealmodel.engine import _counts, deal_program
+
+    expected = _counts(deal_program(deals[0], 5, first // BLOCK, 2, n))
+    for out in outs:
+        assert len(out["counts"]) == len(expected)
+        for got, want in zip(out["counts"], expected, strict=True):
+            np.testing.assert_allclose(got[0], want[0])
+            assert got[1] == want[1] and got[2] == pytest.approx(want[2], rel=1e-12)
     with pytest.raises(ValueError, match=f"first_path must be a multiple of {BLOCK} \\(got 100\\)"):
         value_paths(deals[0], seed=5, first_path=100, n=10, engine=engine)
 
