@@ -132,7 +132,10 @@ def mutate() -> None:
         # change, a survivor may be caught now, so survivors found before are run again
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "tests").glob("*.py")))).hexdigest()
         stamp = ROOT / "mutants" / "tests.sha256"
-        stale = mutation_survivors(listing)
+        survivors = mutation_survivors(listing)
+        changes, equivalents = mutation_changes(ROOT / "mutants", survivors), load_equivalents()
+        # survivors reviewed as equivalent cannot be caught by any test: not worth their run time
+        stale = [m for m in survivors if (function_name(m), changes.get(m, "")) not in equivalents]
         if stale and (remapped or not stamp.exists() or stamp.read_text() != digest):
             print(f"the tests changed since {len(stale)} survivors were found: running them again", flush=True)
             listing = run_mutmut(stale)
