@@ -420,3 +420,34 @@ def test_the_program_cache_keeps_recent_chunks_within_its_size_and_drops_the_lea
     cache.get("y", "k", 0, 5, 100)  # a chunk of exactly the cache's size fits an empty cache
     cache.get("y", "k", 0, 5, 100)
     assert len(packed) == 8 and cache._bytes == 100
+
+
+def test_deals_with_different_programs_valued_together_are_each_valued_on_their_own():
+    # value_paths_many groups deals by program: a deal with a longer phase 2 and a fee on a random price index
+    # is valued on its own program and index draws, as if alone
+    from dealmodel.engine import value_paths, value_paths_many
+    from dealmodel.program import BLOCK
+
+    data = base_deal(candidates=[candidate("A")], terms=[
+        {"kind": "service_fees", "markup": 0.2, "escalation": {"dist": "uniform", "low": 0.0, "high": 0.1}}])
+    slow = {**data, "candidates": [candidate("A")]}
+    slow["candidates"][0]["phases"]["phase2"]["duration_years"] = 5.0
+    deals = [dm.parse_deal(data), dm.parse_deal(slow)]
+    for engine in ("numpy", "numba"):
+        together = value_paths_many(deals, seed=3, first_path=BLOCK, n=500, engine=engine)
+        for deal, out in zip(deals, together, strict=True):
+            alone = value_paths(deal, seed=3, first_path=BLOCK, n=500, engine="numpy")
+            np.testing.assert_allclose(out["npv"]["partner"], alone["npv"]["partner"], rtol=1e-9)
+    full = dm.simulate(deals[1], paths=BLOCK + 500, seed=3, keep_flows=False, engine="numpy")
+    np.testing.assert_allclose(together[1]["npv"]["partner"], full.npv["partner"][BLOCK:], rtol=1e-9)
+
+
+def test_a_decision_report_by_default_uses_20000_futures_of_seed_0():
+    deal = dm.parse_deal(base_deal())
+    report = dm.decision_report(deal)
+    assert (report.paths, report.seed) == (20_000, 0)
+    two = dm.decision_report(deal, paths=2, seed=3)  # two futures: the sample deviation over sqrt 2
+    runs = [dm.simulate(dm.parse_deal(base_deal()), paths=2, seed=3, keep_flows=False)]
+    x = runs[0].npv["sponsor"]
+    assert abs(x[0] - x[1]) > 1.0  # two different futures
+    assert two.values_se.loc["no decisions", "sponsor"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-12)
