@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pytest
 
 import dealmodel as dm
@@ -204,23 +205,57 @@ def test_ai_recruitment_lever_cuts_the_recruiting_share_of_clinical_phases():
 
 def test_ai_recruitment_saves_the_sponsor_cost_per_patient_and_per_month():
     # phase 2 of 3.25 years at a 0.5 recruiting share loses 3.25 x 0.15 = 0.4875 y = 5.85 months; with 120
-    # patients at $5,000 each and 0.1 a month saved, its cost falls from 9 by 0.6 + 0.585.
+    # patients at $5,000 each and 0.1 a month saved, its cost falls from 9 by 0.6 + 0.585. Phase 3 (2.6 years,
+    # no patients given) loses 0.39 y = 4.68 months: its cost falls from 30 by 0.468.
     cand = candidate("A")
     cand["phases"]["phase2"]["patients"] = 120
     deal_off = base_deal(candidates=[cand])
     deal_on = base_deal(candidates=[cand], levers={"ai_recruitment": {"enabled": True, "saving_per_month": 0.1}})
-    expected_on = expected_npvs(base_deal(candidates=[_shortened(cand, 9.0 - 0.6 - 0.585)]))
+    expected_on = expected_npvs(base_deal(candidates=[_shortened(cand, 9.0 - 0.6 - 0.585, 30.0 - 0.468)]))
     result = dm.simulate(dm.parse_deal(deal_on), paths=PATHS, seed=8).summary()
     assert abs(result.loc["sponsor", "expected_npv"] - expected_on["sponsor"]) <= 4 * result.loc["sponsor", "se_npv"]
     off = dm.simulate(dm.parse_deal(deal_off), paths=PATHS, seed=8).summary()
     assert result.loc["sponsor", "expected_npv"] > off.loc["sponsor", "expected_npv"]
+    # exactly, path by path: the lever's deal is the hand-shortened one on the same futures
+    shortened = _shortened(cand, 9.0 - 0.6 - 0.585, 30.0 - 0.468)
+    by_hand = dm.simulate(dm.parse_deal(base_deal(candidates=[shortened])), paths=2_000, seed=8, keep_flows=False)
+    lever = dm.simulate(dm.parse_deal(deal_on), paths=2_000, seed=8, keep_flows=False)
+    np.testing.assert_allclose(lever.npv["sponsor"], by_hand.npv["sponsor"], rtol=1e-12, atol=1e-9)
 
 
-def _shortened(cand: dict, phase2_cost: float) -> dict:
+def test_a_biomarker_uplift_past_certainty_is_certainty():
+    # phase 3 succeeds with 0.9; the biomarker lever's +20% would make it 1.08: capped at 1, every candidate
+    # that starts phase 3 reaches filing
+    cand = candidate("A")
+    cand["biomarker_selected"] = True
+    cand["phases"]["phase3"]["success_probability"] = 0.9
+    data = base_deal(candidates=[cand], levers={"biomarker_selection": {"enabled": True,
+                                                                        "phase3_success_uplift": 0.2}})
+    info = dm.simulate(dm.parse_deal(data), paths=4_000, seed=2, keep_flows=False).candidates["A"]
+    assert info["prob_reach_phase3"] > 0.35
+    assert info["prob_reach_filing"] == info["prob_reach_phase3"]
+
+
+def test_a_random_batch_failure_rate_remakes_batches_in_expectation():
+    # every phase certain, partner costs 20 + 50 + 5 = 75 billed nominal but remade 1 / (1 - f) times with f
+    # uniform on [0, 0.4]: E[1 / (1 - f)] = ln(1 / 0.6) / 0.4; the partner's rate 0
+    cand = candidate("A")
+    for spec in cand["phases"].values():
+        spec["success_probability"] = 1.0
+    cand["batch_failure_rate"] = {"dist": "uniform", "low": 0.0, "high": 0.4}
+    data = base_deal(candidates=[cand])
+    data["parties"]["partner"]["discount_rate"] = 0.0
+    x = dm.simulate(dm.parse_deal(data), paths=20_000, seed=5, keep_flows=False).npv["partner"]
+    expected = -75 * math.log(1 / 0.6) / 0.4
+    assert abs(x.mean() - expected) < 4 * x.std() / math.sqrt(x.size)
+    assert x.std() > 1.0  # the rate does vary by path
+
+
+def _shortened(cand: dict, phase2_cost: float, phase3_cost: float) -> dict:
     """The candidate as the AI lever leaves it (recruiting share 0.5, 30% cut), written out by hand."""
     out = {**cand, "phases": {k: dict(v) for k, v in cand["phases"].items()}}
     out["phases"]["phase2"].update(duration_years=3.25 * 0.85, cost=phase2_cost)
-    out["phases"]["phase3"].update(duration_years=2.6 * 0.85)
+    out["phases"]["phase3"].update(duration_years=2.6 * 0.85, cost=phase3_cost)
     return out
 
 
