@@ -451,3 +451,14 @@ def test_a_decision_report_by_default_uses_20000_futures_of_seed_0():
     x = runs[0].npv["sponsor"]
     assert abs(x[0] - x[1]) > 1.0  # two different futures
     assert two.values_se.loc["no decisions", "sponsor"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-12)
+
+
+def test_simulate_by_default_and_its_progress_and_yearly_sample():
+    deal = dm.parse_deal(base_deal())
+    result = dm.simulate(deal, keep_flows=False)
+    assert (result.paths, result.seed) == (10_000, 0)  # the documented defaults
+    seen = []
+    result = dm.simulate(deal, paths=20_000, seed=1, chunk_size=8_192, progress=seen.append, keep_flows=False,
+                         yearly_sample=100)
+    assert seen == [8_192, 16_384, 20_000]  # paths done after each chunk, in order
+    assert result.sample_paths == 100
