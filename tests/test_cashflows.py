@@ -99,3 +99,10 @@ def test_an_interval_that_ends_before_it_starts_or_never_starts_books_nothing():
     never = Ledger(2)  # a span on paths that never reach it, under an index: nothing, and no error
     never.span(np.array([np.inf, np.inf]), np.array([np.inf, np.inf]), 1.0, index=0.05)
     np.testing.assert_allclose(never.total(10), [0.0, 0.0])
+
+
+def test_a_lump_in_year_zero_is_not_indexed_and_one_past_the_table_is_left_out_of_it():
+    led = Ledger(2)
+    led.lump(np.array([0.5, 7.0]), 10.0, index=0.1)  # year 0: x 1.1^0; year 7: x 1.1^7, after a 4-year table
+    np.testing.assert_allclose(led.total(10), [10.0, 10 * 1.1**7], rtol=1e-12)
+    np.testing.assert_allclose(led.annual(4), [[10.0, 0, 0, 0], [0, 0, 0, 0]], atol=1e-12)

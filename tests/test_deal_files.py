@@ -161,7 +161,11 @@ def test_headline_milestones_count_each_event_a_candidate_can_still_reach_and_fe
              for e, x in milestones]
     terms += [{"kind": "milestone", "event": "approval_count", "count": 2, "amount": 128.0},
               {"kind": "milestone", "event": "approval_count", "count": 3, "amount": 256.0},
-              {"kind": "service_fees", "markup": 0.1, "failed_batches_paid_by": "sponsor", "candidates": ["A"]}]
+              {"kind": "service_fees", "markup": 0.1, "failed_batches_paid_by": "sponsor", "candidates": ["A"]},
+              # paid to the sponsor: counts in neither figure
+              {"kind": "milestone", "event": "approval", "amount": 512.0, "payer": "partner", "payee": "sponsor"},
+              # reserved for each of the two candidates: 3 a year for 4 years, twice, in the contract value
+              {"kind": "capacity_reservation", "fee_per_year": 3.0, "start_years": 1.0, "end_years": 5.0}]
     data = base_deal(candidates=[a, b], terms=terms, levers={"qbd": {"enabled": True, "batch_failure_reduction": 0.5}})
     headline = dm.headline(dm.parse_deal(data))
     # phase-3 start and filing: A (B is at filing already); approval and the sales events: both;
@@ -170,4 +174,4 @@ def test_headline_milestones_count_each_event_a_candidate_can_still_reach_and_fe
     assert headline.biobucks == pytest.approx(biobucks, abs=1e-9)
     # fees: the sponsor pays failed batches, at 20% halved by QbD: remade 1 / (1 - 0.1) times, marked up 10%
     fees = (20 + 50 + 5) / 0.9 * 1.1
-    assert headline.total_contract_value == pytest.approx(biobucks + fees, rel=1e-12)
+    assert headline.total_contract_value == pytest.approx(biobucks + fees + 2 * 3.0 * 4.0, rel=1e-12)
