@@ -125,10 +125,11 @@ def test_floor_keeps_the_stepped_down_rate():
     assert total == pytest.approx(45.25, rel=1e-12)
 
 
-def test_later_of_years_and_exclusivity():
+@pytest.mark.parametrize("basis", ["product", "aggregate"])  # one product: the same either way
+def test_later_of_years_and_exclusivity(basis):
     # term 2 years or LOE at 3.25 years, the later: [0.5, 3.75) at 10 a year = 32.5
     total, _ = _royalty([{"kind": "royalty", "tiers": [{"above": 0, "rate": 0.1}], "term_years": 2.0,
-                          "term_end": "later_of_years_and_exclusivity"}],
+                          "term_end": "later_of_years_and_exclusivity", "tier_basis": basis}],
                         [_product("A", 0.5, exclusivity=3.25)], horizon=8)
     assert total == pytest.approx(32.5, rel=1e-12)
 
@@ -226,3 +227,4 @@ def test_tiers_counted_over_products_launched_at_different_times_follow_each_pro
                "tiers": [{"above": 0, "rate": 0.0}, {"above": 100, "rate": 0.2}]}]
     assert _one_path(_deal([a, b], flat, horizon=4)).term_pv[0][0] == pytest.approx(45.0, rel=1e-12)
     assert _one_path(_deal([a, b], tiered, horizon=4)).term_pv[0][0] == pytest.approx(35.0, rel=1e-12)
+
