@@ -109,40 +109,40 @@ def mutate() -> None:
     workers = str(max(1, os.cpu_count() or 1))
     names = sys.argv[2:]  # mutant names or globs: rerun those even if they have a result (after new tests)
 
+    def results() -> str:
+        return subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
+                              capture_output=True, text=True).stdout
+
     def run_mutmut(selected: list[str]) -> str:
         print("+ mutmut run", *selected[:3], "..." if len(selected) > 3 else "", flush=True)
         subprocess.run([mutmut, "run", "--max-children", workers, *selected], cwd=ROOT, env=env, check=False)
-        return subprocess.run([mutmut, "results", "--all", "true"], cwd=ROOT, env=env, check=True,
-                              capture_output=True, text=True).stdout
+        return results()
 
     # mutmut maps each function to the tests that reach it once, and afterwards only adds new tests:
     # a function added or changed since has no tests in the map and its mutants would be reported
     # "no tests" without running. The map is rebuilt when the core or the tests changed.
     core = sorted((ROOT / "dealmodel").glob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
-    source_digest = hashlib.sha256(b"".join(p.read_bytes() for p in core)).hexdigest()
-    source_stamp = ROOT / "mutants" / "sources.sha256"
-    remapped = not source_stamp.exists() or source_stamp.read_text() != source_digest
-    if remapped:
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in core)).hexdigest()
+    stamp = ROOT / "mutants" / "sources.sha256"
+    changed = stamp.exists() and stamp.read_text() != digest  # results of earlier runs, under other code or tests
+    if changed or not stamp.exists():
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    # mutmut keeps a mutant's result until its function changes: a survivor of an earlier run may be
+    # caught under today's tests, so those are run again after the mutants not yet checked
+    earlier = mutation_survivors(results()) if changed and not names else []
     listing = run_mutmut(names)
     if (ROOT / "mutants" / "mutmut-stats.json").exists():
-        source_stamp.write_text(source_digest)
-    if not names:
-        # mutmut keeps a mutant's result until its function changes: after the tests or the map
-        # change, a survivor may be caught now, so survivors found before are run again
-        digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "tests").glob("*.py")))).hexdigest()
-        stamp = ROOT / "mutants" / "tests.sha256"
-        survivors = mutation_survivors(listing)
-        changes, equivalents = mutation_changes(ROOT / "mutants", survivors), load_equivalents()
-        # survivors reviewed as equivalent cannot be caught by any test: not worth their run time
-        stale = [m for m in survivors if (function_name(m), changes.get(m, "")) not in equivalents]
-        if stale and (remapped or not stamp.exists() or stamp.read_text() != digest):
-            print(f"the tests changed since {len(stale)} survivors were found: running them again", flush=True)
-            listing = run_mutmut(stale)
-        if (ROOT / "mutants").is_dir():
-            stamp.write_text(digest)
-    changes = mutation_changes(ROOT / "mutants", mutation_survivors(listing))
-    print(mutation_report(listing, changes, load_equivalents()))
+        stamp.write_text(digest)
+    survivors = mutation_survivors(listing)
+    changes, equivalents = mutation_changes(ROOT / "mutants", survivors), load_equivalents()
+    # survivors reviewed as equivalent cannot be caught by any test: not worth their run time
+    still = set(survivors)
+    stale = [m for m in earlier if m in still and (function_name(m), changes.get(m, "")) not in equivalents]
+    if stale:
+        print(f"{len(stale)} survivors of earlier runs, found under other code or tests: running them again",
+              flush=True)
+        listing = run_mutmut(stale)  # survivors can only become fewer: the changes read above cover them
+    print(mutation_report(listing, changes, equivalents))
 
 
 SURVIVING = ("survived", "no tests")  # mutmut's statuses of a mutant no test caught
