@@ -502,3 +502,14 @@ def test_a_forecast_that_is_the_same_on_every_path_still_gives_a_rule():
     info = dm.simulate(deal, paths=4_000, seed=1, keep_flows=False).candidates["A"]
     assert info["prob_stopped_before_phase3"] == 0.0 and info["prob_stopped_before_filing"] == 0.0
     assert info["prob_reach_filing"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_a_decision_report_by_default_uses_20000_futures_of_seed_0():
+    deal = dm.parse_deal(base_deal())
+    report = dm.decision_report(deal)
+    assert (report.paths, report.seed) == (20_000, 0)
+    two = dm.decision_report(deal, paths=2, seed=3)  # two futures: the sample deviation over sqrt 2
+    x = dm.simulate(deal, paths=2, seed=3, keep_flows=False).npv["sponsor"]
+    assert abs(x[0] - x[1]) > 1.0  # two different futures
+    assert two.values_se.loc["no decisions", "sponsor"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-12)
+

@@ -442,17 +442,6 @@ def test_deals_with_different_programs_valued_together_are_each_valued_on_their_
     np.testing.assert_allclose(together[1]["npv"]["partner"], full.npv["partner"][BLOCK:], rtol=1e-9)
 
 
-def test_a_decision_report_by_default_uses_20000_futures_of_seed_0():
-    deal = dm.parse_deal(base_deal())
-    report = dm.decision_report(deal)
-    assert (report.paths, report.seed) == (20_000, 0)
-    two = dm.decision_report(deal, paths=2, seed=3)  # two futures: the sample deviation over sqrt 2
-    runs = [dm.simulate(dm.parse_deal(base_deal()), paths=2, seed=3, keep_flows=False)]
-    x = runs[0].npv["sponsor"]
-    assert abs(x[0] - x[1]) > 1.0  # two different futures
-    assert two.values_se.loc["no decisions", "sponsor"] == pytest.approx(abs(x[0] - x[1]) / 2, rel=1e-12)
-
-
 def test_simulate_by_default_and_its_progress_and_yearly_sample():
     deal = dm.parse_deal(base_deal())
     result = dm.simulate(deal, keep_flows=False)
