@@ -2,7 +2,7 @@
 
     python3 tasks.py run     # create .venv if missing, install, start the app on the reference deal
     python3 tasks.py test    # create .venv if missing, install, lint and run the whole test suite
-    python3 tasks.py mutate  # mutation-test the model core (slow; not part of CI)
+    python3 tasks.py mutate  # mutation-test the model core and the compiled kernel (slow; not part of CI)
 
 The virtual environment is reinstalled only when pyproject.toml changes.
 """
@@ -100,8 +100,16 @@ def mutate() -> None:
     Prints the kill rate per module and every surviving mutant; ``.venv/bin/mutmut show NAME``
     shows one. Results are kept in mutants/ and a rerun only retests what changed; name mutants
     (globs allowed, e.g. ``'dealmodel.breakdown.*'``) to retest them after adding tests.
+
+    The compiled kernel follows: mutmut leaves decorated functions alone, so a sample of mutants of
+    ``dealmodel/kernel.py`` is planted by ``tools/kernel_mutants.py`` (``python3 tasks.py mutate kernel
+    [--sample N ...]`` runs that part alone).
     """
     ensure_venv()
+    planter = [str(PYTHON), str(ROOT / "tools" / "kernel_mutants.py")]
+    if sys.argv[2:3] == ["kernel"]:
+        subprocess.run([*planter, *sys.argv[3:]], cwd=ROOT, check=True)
+        return
     # one thread: mutmut learns which tests reach a function only from calls on the main thread;
     # the NumPy reference engine: the compiled kernel is checked against it path by path (test_kernel)
     env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1", "DEALMODEL_ENGINE": "numpy"}
@@ -142,7 +150,9 @@ def mutate() -> None:
         print(f"{len(stale)} survivors of earlier runs, found under other code or tests: running them again",
               flush=True)
         listing = run_mutmut(stale)  # survivors can only become fewer: the changes read above cover them
-    print(mutation_report(listing, changes, equivalents))
+    print(mutation_report(listing, changes, equivalents), flush=True)
+    if not names:
+        subprocess.run(planter, cwd=ROOT, check=True)
 
 
 SURVIVING = ("survived", "no tests")  # mutmut's statuses of a mutant no test caught

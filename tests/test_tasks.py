@@ -83,3 +83,110 @@ def test_a_survivor_listed_as_equivalent_leaves_the_kill_rate_and_the_others_sho
     assert lines[-2:] == ["  dealmodel.terms.xǁTierǁrate__mutmut_3", "      - total += 2.0"]
     # without the list, both survivors count against the rate
     assert tasks.mutation_report(listing, changes, {}).splitlines()[1].split()[-1] == "33.3%"
+
+
+# --------------------------------------------------------------------------- the kernel's planter
+# mutmut leaves decorated (compiled) functions alone; tools/kernel_mutants.py plants in them itself
+
+
+def _planter():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("kernel_mutants", tasks.ROOT / "tools" / "kernel_mutants.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+KERNEL_LIKE = '''
+LIMIT = 3
+
+
+@njit(cache=True, nogil=True)
+def book(a: float, b, flag=2):
+    """Docstring 1 + 1 < 2."""
+    total = a + b  # a comment with + and < in it
+    if a < b and not flag:
+        total -= min(a, 0.5)
+    label = "é" * 2
+    return -total
+
+
+class Plan:
+    def size(self, n):
+        return n % 4 == 0
+'''
+
+
+def test_the_kernel_planter_mutates_every_operator_and_number_in_function_bodies_only():
+    km = _planter()
+    found = {(m.function, m.change) for m in km.mutants(KERNEL_LIKE)}
+    book, size = "dealmodel.kernel.book", "dealmodel.kernel.Plan.size"
+    # by hand: the default, each operator, the bool operator, not, min, the numbers, the unary minus; not
+    # the module constant, the decorator's arguments, the annotation, the docstring or the comment
+    assert found == {
+        (book, 'def book(a: float, b, flag=3):'),
+        (book, "total = a - b  # a comment with + and < in it"),
+        (book, "if a <= b and not flag:"),
+        (book, "if a < b or not flag:"),
+        (book, "if a < b and flag:"),
+        (book, "total += min(a, 0.5)"),
+        (book, "total -= max(a, 0.5)"),
+        (book, "total -= min(a, 1.5)"),
+        (book, 'label = "é" / 2'),  # after a non-ASCII character: offsets are characters, not bytes
+        (book, 'label = "é" * 3'),
+        (book, "return total"),
+        (size, "return n // 4 == 0"),
+        (size, "return n % 5 == 0"),
+        (size, "return n % 4 != 0"),
+        (size, "return n % 4 == 1"),
+    }
+    original = KERNEL_LIKE.splitlines()
+    for m in km.mutants(KERNEL_LIKE):  # each mutant is valid Python and changes exactly its own line
+        mutated = m.apply(KERNEL_LIKE).splitlines()
+        compile("\n".join(mutated), "kernel", "exec")
+        differ = [i for i, (a, b) in enumerate(zip(original, mutated, strict=True)) if a != b]
+        assert differ == [m.line - 1] and mutated[m.line - 1].strip() == m.change
+
+
+def test_a_kernel_mutants_key_survives_edits_elsewhere_but_not_in_its_own_function():
+    km = _planter()
+    keys = {m.change: m.key for m in km.mutants(KERNEL_LIKE)}
+    head = "    def size(self, n):\n"
+    edited = "\n# a new comment\n" + KERNEL_LIKE.replace(head, head + "        n += 0\n")
+    moved = {m.change: m.key for m in km.mutants(edited)}
+    book = "total = a - b  # a comment with + and < in it"
+    assert moved[book] == keys[book]  # lines moved, its function unchanged: the kept result still holds
+    # Plan.size changed: its mutants are new, even one whose line reads the same
+    assert moved["return n % 5 == 0"] != keys["return n % 5 == 0"]
+    assert keys["return n % 5 == 0"].startswith("Plan.size#") and keys["return total"].startswith("book#")
+
+
+def test_the_kernel_sample_is_seeded_and_its_rate_has_a_wilson_interval():
+    km = _planter()
+    everything = km.mutants(KERNEL_LIKE)
+    first = km.sample(everything, 5, seed=1)
+    assert first == km.sample(list(reversed(everything)), 5, seed=1) and len(first) == 5
+    assert set(first) <= set(everything) and km.sample(everything, 0, seed=1) == km.sample(everything, 99, seed=1)
+    # 18 of 20: p = 0.9, centre (0.9 + 1.96^2/40) / (1 + 1.96^2/20) = 0.83555, half-width
+    # 1.96 sqrt(0.9 * 0.1 / 20 + 1.96^2 / 1600) / (1 + 1.96^2/20) = 0.13659
+    lo, hi = km.wilson(18, 20)
+    assert abs(lo - 0.69896) < 1e-4 and abs(hi - 0.97213) < 1e-4
+
+
+def test_the_kernel_report_leaves_listed_equivalents_out_of_the_rate():
+    km = _planter()
+    everything = km.mutants(KERNEL_LIKE)
+    by_change = {m.change: m for m in everything}
+    results = {m.key: "killed" for m in everything}
+    results[by_change["total -= min(a, 1.5)"].key] = "survived"
+    results[by_change["return n % 4 == 1"].key] = "survived"
+    results[by_change["return total"].key] = "timeout"  # caught
+    equivalents = {("dealmodel.kernel.Plan.size", "return n % 4 == 1"): "a reason"}
+    text = km.report(everything, results, 100, equivalents)
+    n = len(everything)
+    assert f"{n} of a seeded sample of {n} from 100 mutants run: killed {n - 2}, equivalent 1, survived 1" in text
+    assert f"kill rate {(n - 2) / (n - 1):.1%}" in text
+    assert text.splitlines()[-2:] == ["  dealmodel.kernel.book line 10", "      total -= min(a, 1.5)"]
