@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -55,41 +58,71 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def family(pid: int) -> list[int]:
+    """A process and all its descendants (the proxy and its app processes, in team mode's workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process, in MB (0 once it has gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """Resident memory of a process and its descendants, in MB (0 once they have gone)."""
+    total = 0.0
+    for p in family(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time used so far by a process (user + system), or by the whole machine when pid is None."""
+    """CPU time used so far (user + system) by a process and its descendants, or by the whole machine
+    when pid is None."""
     tick = os.sysconf("SC_CLK_TCK")
-    try:
-        if pid is None:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-            return (int(fields[0]) + int(fields[1]) + int(fields[2])) / tick  # user, nice, system
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    except OSError:
-        return 0.0
+    if pid is None:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        return (int(fields[0]) + int(fields[1]) + int(fields[2])) / tick  # user, nice, system
+    total = 0.0
+    for p in family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except OSError:
+            pass
+    return total
 
 
 class Server:
     """The app on a loopback port, and a thread that keeps its peak memory."""
 
-    def __init__(self):
+    def __init__(self, workers: int = 1):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.fileWatcherType", "none",
-             "--", str(DEAL)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if workers == 1:
+            command = [sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.headless",
+                       "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
+                       "--server.fileWatcherType", "none", "--", str(DEAL)]
+        else:  # team mode's proxy in front of several app processes (no sign-in: loopback, one local user)
+            self._folder = tempfile.TemporaryDirectory(prefix="dealmodel-load.")
+            env["DEALMODEL_TEAM_DIR"] = self._folder.name
+            command = [sys.executable, "-m", "dealmodel.team", "--workers", str(workers), "--address", "127.0.0.1",
+                       "--port", str(self.port), str(DEAL)]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         self.peak = 0.0
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._sample, daemon=True)
@@ -105,11 +138,17 @@ class Server:
 
     def close(self) -> None:
         self._stop.set()
-        self.proc.terminate()
+        others = family(self.proc.pid)[1:]
+        self.proc.terminate()  # team mode's proxy stops its app processes itself
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        for pid in others:  # none should be left; never leave one behind
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if hasattr(self, "_folder"):
+            self._folder.cleanup()
 
 
 async def _idle(page, timeout: float = 120_000) -> None:
@@ -232,7 +271,12 @@ async def protocol_session(url: str, steps: int, times: dict[str, list[float]], 
 
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
     try:
-        async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None) as ws:
+        # the page first, as a browser loads it: behind team mode's proxy its cookie names this person's worker
+        page = await asyncio.to_thread(lambda: urllib.request.urlopen(url + "/", timeout=120))
+        cookie = "; ".join(c.split(";", 1)[0] for c in page.headers.get_all("Set-Cookie") or [])
+        headers = {"Cookie": cookie} if cookie else {}
+        async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None,
+                                      additional_headers=headers) as ws:
             stream = _Stream(ws)
             t = time.perf_counter()
             await stream.rerun({})
@@ -267,7 +311,8 @@ async def protocol_session(url: str, steps: int, times: dict[str, list[float]], 
                 errors.append(f"download failed: {answer.error_msg}")
             else:
                 link = answer.deferred_file.url
-                data = await asyncio.to_thread(lambda: urllib.request.urlopen(url + link, timeout=120).read())
+                fetch = urllib.request.Request(url + link, headers=headers)
+                data = await asyncio.to_thread(lambda: urllib.request.urlopen(fetch, timeout=120).read())
                 if not data.startswith(b"PK"):
                     errors.append("the download is not a workbook")
             times["download"].append(time.perf_counter() - t)
@@ -304,12 +349,14 @@ def _p95(values: list[float]) -> float:
     return sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)] if values else float("nan")
 
 
-def load(counts: list[int], arrivals: float = 0.0, protocol: bool = False, settle: float = 0.0) -> list[dict]:
+def load(counts: list[int], arrivals: float = 0.0, protocol: bool = False, settle: float = 0.0,
+         workers: int = 1) -> list[dict]:
     """Each N on a fresh server; returns one row of figures per N. ``settle``: seconds between the server
-    answering and the first session (the launcher loads the model meanwhile; 0: people waiting at the door)."""
+    answering and the first session (the launcher loads the model meanwhile; 0: people waiting at the door).
+    ``workers``: app processes behind team mode's proxy (memory and CPU are then the whole family's)."""
     rows = []
     for n in counts:
-        server = Server()
+        server = Server(workers)
         time.sleep(settle)
         try:
             base = rss_mb(server.proc.pid)
@@ -342,7 +389,10 @@ if __name__ == "__main__":
                         help="speak Streamlit's websocket protocol instead of driving browsers (no drawing)")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="seconds from the server answering to the first session (default 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="app processes behind team mode's proxy (python -m dealmodel.team --workers N)")
     args = parser.parse_args()
     print(("sessions over the websocket protocol (no browsers); " if args.protocol else "browser sessions; ")
-          + (f"arriving within {args.arrivals:g} s" if args.arrivals else "starting at once"), flush=True)
-    load(args.sessions, args.arrivals, args.protocol, args.settle)
+          + (f"arriving within {args.arrivals:g} s" if args.arrivals else "starting at once")
+          + (f"; {args.workers} app processes behind the proxy" if args.workers > 1 else ""), flush=True)
+    load(args.sessions, args.arrivals, args.protocol, args.settle, args.workers)

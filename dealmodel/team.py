@@ -225,6 +225,30 @@ class UserFiles:
 # --------------------------------------------------------------------------- the launcher
 
 
+MAX_WORKERS = 16
+
+
+def default_workers() -> int:
+    """Two app processes where there are two cores or more (one Python process uses about one core;
+    a third on two cores was slower, docs/serving.md), else one."""
+    return min(2, os.cpu_count() or 1)
+
+
+def _workers(given: int | None) -> tuple[int, str | None]:
+    """The number of app processes (``--workers``, else ``DEALMODEL_WORKERS``, else
+    :func:`default_workers`) and what is wrong with it, if anything."""
+    if given is None:
+        raw = os.environ.get("DEALMODEL_WORKERS", "").strip()
+        if not raw:
+            return default_workers(), None
+        if not raw.isdigit():
+            return 1, f"DEALMODEL_WORKERS: {raw!r} is not a whole number of app processes"
+        given = int(raw)
+    if not 1 <= given <= MAX_WORKERS:
+        return 1, f"--workers: {given} app processes; give 1 to {MAX_WORKERS} (each takes about 0.5 GB)"
+    return given, None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dealmodel.team", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEALMODEL_PORT", "8501")))
     parser.add_argument("--secrets", type=Path, default=Path(".streamlit") / "secrets.toml",
                         help="the secrets file with the [auth] section (default .streamlit/secrets.toml)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="app processes behind one address (default: 2 where there are two cores or more; "
+                        "DEALMODEL_WORKERS): people who act at the same moment use more cores; docs/serving.md")
     parser.add_argument("--check", action="store_true", help="check the settings and exit without serving")
     parser.add_argument("deal", nargs="?", help="a deal file to open first")
     args = parser.parse_args(argv)
@@ -241,17 +268,25 @@ def main(argv: list[str] | None = None) -> int:
         quota, folder = quota_bytes(), data_dir()
     except ValueError as exc:
         problems.append(str(exc))
+    workers, worker_problem = _workers(args.workers)
+    if worker_problem:
+        problems.append(worker_problem)
     if problems:
         print("dealmodel team: cannot start\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
     print(f"dealmodel team: {'sign-in on' if signed else 'no sign-in (loopback only, one local user)'}; "
           f"users' files in {folder} ({quota / 1e6:g} MB each); {'would serve' if args.check else 'serving'} on "
-          f"{args.address}:{args.port}", flush=True)
+          f"{args.address}:{args.port}" + (f" with {workers} app processes" if workers > 1 else ""), flush=True)
     if args.check:
         return 0
     app = Path(__file__).resolve().parents[1] / "app.py"
     env = {**os.environ, "DEALMODEL_TEAM": "1", "DEALMODEL_TEAM_DIR": str(folder),
            "DEALMODEL_TEAM_SIGNIN": "1" if signed else "0"}
+    if workers > 1:
+        from dealmodel import proxy
+
+        return proxy.run(workers, args.address, args.port, app, ["--secrets.files", str(args.secrets.resolve())],
+                         [args.deal] if args.deal else [], env)
     cmd = [sys.executable, "-m", "dealmodel.serve", "run", str(app), "--server.address", args.address,
            "--server.port", str(args.port), "--secrets.files", str(args.secrets.resolve()),
            "--", *([args.deal] if args.deal else [])]

@@ -44,15 +44,17 @@ def test_the_app_listens_on_loopback_only_by_default():
     assert "Network URL" not in (proc.stdout.read() if proc.stdout else "")
 
 
-def test_three_sessions_over_the_websocket_protocol_have_no_errors():
+@pytest.mark.parametrize("workers", [1, 2], ids=["one app process", "two behind the team proxy"])
+def test_three_sessions_over_the_websocket_protocol_have_no_errors(workers):
     """The load benchmark without browsers (benchmarks/bench_load.py --protocol): three sessions open the app,
-    move a term slider (the partner's value changes), switch tabs and download a workbook, on one server."""
+    move a term slider (the partner's value changes), switch tabs and download a workbook, on one server, and
+    through team mode's proxy in front of two app processes."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import bench_load
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    (row,) = bench_load.load([3], protocol=True)
+    (row,) = bench_load.load([3], protocol=True, workers=workers)
     assert row["errors"] == []
     assert {action: len(times) for action, times in row["times"].items()} == {
         "open": 3, "slider": 3, "tab": 3, "download": 3}

@@ -84,6 +84,27 @@ def test_team_mode_starts_with_sign_in_anywhere_and_without_it_on_loopback_only(
     assert out.returncode == 0 and "no sign-in (loopback only, one local user)" in out.stdout
 
 
+def test_team_mode_runs_two_app_processes_by_default_and_checks_the_number_asked_for(tmp_path, monkeypatch):
+    none = str(tmp_path / "none.toml")
+    out = _launch("--address", "127.0.0.1", "--secrets", none, "--check", env={"DEALMODEL_WORKERS": ""})
+    cores = os.cpu_count() or 1
+    assert out.returncode == 0 and out.stdout.rstrip().endswith(
+        "with 2 app processes" if cores >= 2 else "127.0.0.1:8501")
+    out = _launch("--address", "127.0.0.1", "--secrets", none, "--check", "--workers", "3")
+    assert out.returncode == 0 and out.stdout.rstrip().endswith("with 3 app processes")
+    out = _launch("--address", "127.0.0.1", "--secrets", none, "--check", "--workers", "1")
+    assert out.returncode == 0 and "app processes" not in out.stdout  # one: Streamlit's server alone
+    for args, env, says in [(["--workers", "0"], {}, "--workers: 0 app processes; give 1 to 16"),
+                            (["--workers", "40"], {}, "--workers: 40 app processes; give 1 to 16"),
+                            ([], {"DEALMODEL_WORKERS": "two"}, "DEALMODEL_WORKERS: 'two' is not a whole number")]:
+        out = _launch("--address", "127.0.0.1", "--secrets", none, "--check", *args, env=env)
+        assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, (args, env, out.stderr)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert team.default_workers() == 1  # one core: one process (a second could not run alongside)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert team.default_workers() == 2
+
+
 # --------------------------------------------------------------------------- each user's files
 
 
