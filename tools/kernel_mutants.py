@@ -30,7 +30,9 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -236,16 +238,25 @@ def _copy_tree(into: Path) -> Path:
     return into
 
 
-def run_tests(tree: Path, timeout: float | None) -> tuple[str, float]:
-    """``killed``, ``survived`` or ``timeout`` for the kernel in ``tree``, and the seconds taken."""
+def run_tests(tree: Path, cpu_limit: int | None) -> tuple[str, float]:
+    """``killed``, ``survived`` or ``timeout`` for the kernel in ``tree``, and the CPU seconds taken.
+
+    The limit is on CPU time, as mutmut's is, not on the clock: a run paused or slowed by other work
+    is not taken for a mutant stuck in a loop."""
     shutil.rmtree(tree / ".hypothesis", ignore_errors=True)  # no failing example carried to the next mutant
-    began = time.monotonic()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TESTS],
-                              cwd=tree, env=_environment(tree), capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - began
-    return ("survived" if proc.returncode == 0 else "killed"), time.monotonic() - began
+
+    def limit() -> None:  # in the child, before pytest starts
+        if cpu_limit is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, cpu_limit + 5))
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TESTS],
+                          cwd=tree, env=_environment(tree), capture_output=True, check=False, preexec_fn=limit)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return "timeout", seconds
+    return ("survived" if proc.returncode == 0 else "killed"), seconds
 
 
 def report(planted: list[Mutant], results: dict[str, str], total: int, equivalents: dict[tuple[str, str], str]) -> str:
@@ -291,12 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     if todo:
         with tempfile.TemporaryDirectory(prefix="kernel-mutants.") as scratch:
             trees = [_copy_tree(Path(scratch) / f"w{i}") for i in range(min(args.jobs, len(todo)))]
-            status, seconds = run_tests(trees[0], None)  # the unchanged kernel must pass, and sets the timeout
+            status, seconds = run_tests(trees[0], None)  # the unchanged kernel must pass, and sets the limit
             if status != "survived":
                 print("the kernel's tests fail on the unchanged kernel: fix them first", file=sys.stderr)
                 return 1
-            timeout = 3 * seconds + 30
-            print(f"tests of the unchanged kernel: {seconds:.0f} s (a mutant running {timeout:.0f} s counts as "
+            timeout = int(3 * seconds + 30)
+            print(f"tests of the unchanged kernel: {seconds:.0f} CPU seconds (a mutant using {timeout} counts as "
                   "caught, a timeout)", flush=True)
             free = list(trees)
             began, done = time.monotonic(), 0
