@@ -358,3 +358,29 @@ def test_the_reference_engine_is_there_to_pick():
     np.testing.assert_allclose(fast.npv["sponsor"], ref.npv["sponsor"], rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="engine must be one of numba, numpy"):
         dm.simulate(deal, paths=10, engine="cuda")
+
+
+def _rare(name: str) -> dm.Deal:
+    """Deals with mechanics the generated deals reach only now and then (found by planting mutants in the
+    kernel, tools/kernel_mutants.py): each is compared path by path like the samples."""
+    from tests.conftest import base_deal, candidate
+
+    two = [candidate("A"), candidate("B", start_phase="phase1")]  # exclusivity 8.5 years after launch
+    fees = {"kind": "service_fees", "markup": 0.25, "at_risk_fraction": 0.4, "success_premium": 0.5}
+    terms = {
+        # later of the years and exclusivity: 5 years ends at exclusivity (8.5), 12 years at 12
+        "royalty_later_of": [
+            {"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.05}, {"above": 400.0, "rate": 0.08}],
+             "loe_step_down": 0.5, "term_years": 5.0, "term_end": "later_of_years_and_exclusivity"},
+            {"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.04}], "candidates": ["B"],
+             "term_years": 12.0, "term_end": "later_of_years_and_exclusivity"}],
+        # a rebate of fees billed in several phases, by two fee terms on the same candidate
+        "rebate_of_many_fees": [fees, {**fees, "markup": 0.1, "deferred_until": "approval"},
+                                {"kind": "success_rebate", "fraction": 0.3, "payer": "partner", "payee": "sponsor"}],
+    }[name]
+    return dm.parse_deal(base_deal(name=name, candidates=two, terms=terms))
+
+
+@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees"])
+def test_rarely_drawn_mechanics_agree_path_by_path(name):
+    _assert_engines_agree([_rare(name)], seed=5, n=2000)
