@@ -216,8 +216,11 @@ async def serve(workers: int, address: str, port: int, app: Path, streamlit_args
         return subprocess.Popen(worker_command(app, p, streamlit_args, app_args), env=env,
                                 stdout=subprocess.DEVNULL)  # their banners name loopback ports nobody opens
 
+    try:  # the address first: a port in use is said before any app process starts
+        server = application(Pool(ports)).listen(port, address=address, xheaders=False)
+    except OSError as exc:
+        raise ProxyError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
     procs = [start(p) for p in ports]
-    server = application(Pool(ports)).listen(port, address=address, xheaders=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -244,7 +247,17 @@ async def serve(workers: int, address: str, port: int, app: Path, streamlit_args
                 proc.kill()
 
 
+class ProxyError(Exception):
+    """The proxy cannot start (its address is in use or not this machine's)."""
+
+
 def run(workers: int, address: str, port: int, app: Path, streamlit_args: Sequence[str],
         app_args: Sequence[str], env: dict[str, str] | None = None) -> int:
-    asyncio.run(serve(workers, address, port, app, streamlit_args, app_args, dict(os.environ if env is None else env)))
+    """Serve until SIGTERM or SIGINT; 0 then, 2 (with the reason on stderr) if it cannot start."""
+    try:
+        asyncio.run(serve(workers, address, port, app, streamlit_args, app_args,
+                          dict(os.environ if env is None else env)))
+    except ProxyError as exc:
+        print(f"dealmodel team: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -25,8 +25,8 @@ def wait_until_serving(url: str, proc: subprocess.Popen, seconds: float = 60) ->
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    proc.terminate()  # team mode's proxy stops its app processes first
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()

@@ -6,17 +6,11 @@ tests/test_team.py."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from tornado import httpclient, web, websocket
 
 from dealmodel.proxy import COOKIE, Pool, application
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving import free_port as _port
 
 
 def test_a_new_browser_gets_the_least_used_worker_and_keeps_it_by_its_cookie():

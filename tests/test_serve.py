@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,3 +63,49 @@ def test_three_sessions_over_the_websocket_protocol_have_no_errors(workers):
     assert {action: len(times) for action, times in row["times"].items()} == {
         "open": 3, "slider": 3, "tab": 3, "download": 3}
     assert 0 < row["peak_mb"] < 2_048
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _get(url: str, cookie: str | None = None) -> tuple[int, str]:
+    """Status and the worker cookie set, of a page load (with a worker cookie, or as a new browser)."""
+    request = urllib.request.Request(url, headers={"Cookie": f"dealmodel_worker={cookie}"} if cookie else {})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        cookies = answer.headers.get_all("Set-Cookie") or []
+        return answer.status, next((c.split(";")[0].split("=")[1] for c in cookies
+                                    if c.startswith("dealmodel_worker=")), "")
+
+
+def test_team_mode_keeps_a_browser_on_one_app_process_and_starts_a_process_again_that_has_gone(tmp_path):
+    port = free_port()
+    env = {**os.environ, "DEALMODEL_TEAM_DIR": str(tmp_path), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "dealmodel.team", "--workers", "2", "--address", "127.0.0.1",
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, proc)
+        assert _listening(port) == {"0100007F"}
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        first, second = _get(url + "/"), _get(url + "/")
+        assert first[0] == second[0] == 200 and {first[1], second[1]} == {"0", "1"}  # one each
+        assert _get(url + "/", cookie="1") == (200, "")  # a known browser: no new cookie
+        # the app on process 1 goes; the proxy starts it again and that browser's page loads again
+        os.kill(workers[1], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (len(_children(proc.pid)) < 2 or workers[1] in _children(proc.pid)):
+            time.sleep(0.5)
+        now = _children(proc.pid)
+        assert len(now) == 2 and workers[0] in now and workers[1] not in now
+        assert _get(url + "/_stcore/health", cookie="1")[0] == 200  # waits for the new process to answer
+        # a second team server on the same port says so and exits, starting no app process
+        out = subprocess.run([sys.executable, "-m", "dealmodel.team", "--workers", "2", "--address", "127.0.0.1",
+                              "--port", str(port)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+        assert "Traceback" not in out.stderr
+    finally:
+        stop(proc)
+    assert proc.returncode == 0 and not any(Path(f"/proc/{w}").exists() for w in now)  # it stopped them first
