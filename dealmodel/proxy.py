@@ -36,6 +36,7 @@ HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", 
 MAX_MESSAGE = 200 * 1024 * 1024  # Streamlit's own websocket message limit (server.maxMessageSize)
 TIMEOUT = 600.0  # seconds: a large workbook built on request can take a while under load
 START_WAIT = 60.0  # seconds a request waits for a worker that is starting
+MAX_REQUESTS = 200  # requests passed on at once (the rest wait for one to finish)
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -195,6 +196,8 @@ class Stream(_Worker, websocket.WebSocketHandler):
 
 
 def application(pool: Pool) -> web.Application:
+    # Tornado's client queues all but 10 requests at a time: twenty people downloading would wait in line
+    httpclient.AsyncHTTPClient.configure(None, max_clients=MAX_REQUESTS)
     return web.Application([(STREAM, Stream, {"pool": pool}), (r"/.*", Forward, {"pool": pool})],
                            websocket_max_message_size=MAX_MESSAGE, websocket_ping_interval=30)
 
