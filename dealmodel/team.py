@@ -12,6 +12,10 @@ Each signed-in user has a folder of their own under the data directory (``DEALMO
 default ``~/.dealmodel/team``) holding the deal files they uploaded and their saved scenarios,
 within a quota (``DEALMODEL_TEAM_QUOTA_MB``, default 5 MB). Nothing here imports Streamlit: the
 app is a thin layer over :class:`UserFiles`.
+
+Where the machine has two cores or more, two app processes serve behind one address
+(:mod:`dealmodel.proxy`), each browser kept on one of them, so people acting at the same moment use
+both cores (``--workers N``).
 """
 
 from __future__ import annotations
@@ -254,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default=os.environ.get("DEALMODEL_ADDRESS", "0.0.0.0"),
                         help="address to listen on (default 0.0.0.0, every interface; DEALMODEL_ADDRESS)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DEALMODEL_PORT", "8501")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEALMODEL_PORT", "8501")),
+                        help="port to listen on (default 8501; DEALMODEL_PORT)")
     parser.add_argument("--secrets", type=Path, default=Path(".streamlit") / "secrets.toml",
                         help="the secrets file with the [auth] section (default .streamlit/secrets.toml)")
     parser.add_argument("--workers", type=int, default=None,
