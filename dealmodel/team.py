@@ -253,13 +253,24 @@ def _workers(given: int | None) -> tuple[int, str | None]:
     return given, None
 
 
+def _port(given: int | None) -> tuple[int, str | None]:
+    """The port (``--port``, else ``DEALMODEL_PORT``, else 8501) and what is wrong with it, if anything."""
+    if given is None:
+        raw = os.environ.get("DEALMODEL_PORT", "").strip() or "8501"
+        if not raw.isdigit():
+            return 8501, f"DEALMODEL_PORT: {raw!r} is not a port number"
+        given = int(raw)
+    if not 1 <= given <= 65535:
+        return 8501, f"port {given}: give 1 to 65535"
+    return given, None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dealmodel.team", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default=os.environ.get("DEALMODEL_ADDRESS", "0.0.0.0"),
                         help="address to listen on (default 0.0.0.0, every interface; DEALMODEL_ADDRESS)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DEALMODEL_PORT", "8501")),
-                        help="port to listen on (default 8501; DEALMODEL_PORT)")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8501; DEALMODEL_PORT)")
     parser.add_argument("--secrets", type=Path, default=Path(".streamlit") / "secrets.toml",
                         help="the secrets file with the [auth] section (default .streamlit/secrets.toml)")
     parser.add_argument("--workers", type=int, default=None,
@@ -276,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     workers, worker_problem = _workers(args.workers)
     if worker_problem:
         problems.append(worker_problem)
+    args.port, port_problem = _port(args.port)
+    if port_problem:
+        problems.append(port_problem)
     if problems:
         print("dealmodel team: cannot start\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2

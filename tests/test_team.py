@@ -96,7 +96,9 @@ def test_team_mode_runs_two_app_processes_by_default_and_checks_the_number_asked
     assert out.returncode == 0 and "app processes" not in out.stdout  # one: Streamlit's server alone
     for args, env, says in [(["--workers", "0"], {}, "--workers: 0 app processes; give 1 to 16"),
                             (["--workers", "40"], {}, "--workers: 40 app processes; give 1 to 16"),
-                            ([], {"DEALMODEL_WORKERS": "two"}, "DEALMODEL_WORKERS: 'two' is not a whole number")]:
+                            ([], {"DEALMODEL_WORKERS": "two"}, "DEALMODEL_WORKERS: 'two' is not a whole number"),
+                            ([], {"DEALMODEL_PORT": "http"}, "DEALMODEL_PORT: 'http' is not a port number"),
+                            (["--port", "70000"], {}, "port 70000: give 1 to 65535")]:
         out = _launch("--address", "127.0.0.1", "--secrets", none, "--check", *args, env=env)
         assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, (args, env, out.stderr)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
