@@ -377,10 +377,13 @@ def _rare(name: str) -> dm.Deal:
         # a rebate of fees billed in several phases, by two fee terms on the same candidate
         "rebate_of_many_fees": [fees, {**fees, "markup": 0.1, "deferred_until": "approval"},
                                 {"kind": "success_rebate", "fraction": 0.3, "payer": "partner", "payee": "sponsor"}],
+        # an upfront credited against fees that runs out in phase 2: the later phases' fees are not credited
+        "credit_runs_out": [{"kind": "upfront", "amount": 30.0, "creditable": True},
+                            {"kind": "service_fees", "markup": 0.2}],
     }[name]
     return dm.parse_deal(base_deal(name=name, candidates=two, terms=terms))
 
 
-@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees"])
+@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
