@@ -380,10 +380,17 @@ def _rare(name: str) -> dm.Deal:
         # an upfront credited against fees that runs out in phase 2: the later phases' fees are not credited
         "credit_runs_out": [{"kind": "upfront", "amount": 30.0, "creditable": True},
                             {"kind": "service_fees", "markup": 0.2}],
+        # credits from milestones alone (no creditable upfront), one of them on a count of approvals
+        "milestone_credits": [{"kind": "milestone", "event": "phase3_start", "amount": 20.0, "creditable": True},
+                              {"kind": "milestone", "event": "approval_count", "count": 1, "amount": 15.0,
+                               "creditable": True},
+                              {"kind": "service_fees", "markup": 0.2}],
     }[name]
+    if name == "rebate_of_many_fees":  # and a deferred fee falling due within the first year (filing, 0.8 years)
+        two = [*two, candidate("C", start_phase="filing")]
     return dm.parse_deal(base_deal(name=name, candidates=two, terms=terms))
 
 
-@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out"])
+@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
