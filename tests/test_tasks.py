@@ -190,3 +190,16 @@ def test_the_kernel_report_leaves_listed_equivalents_out_of_the_rate():
     assert f"{n} of a seeded sample of {n} from 100 mutants run: killed {n - 2}, equivalent 1, survived 1" in text
     assert f"kill rate {(n - 2) / (n - 1):.1%}" in text
     assert text.splitlines()[-2:] == ["  dealmodel.kernel.book line 10", "      total -= min(a, 1.5)"]
+
+
+def test_kept_kernel_results_run_survivors_again_after_a_change_unless_listed_equivalent(tmp_path, monkeypatch):
+    km = _planter()
+    monkeypatch.setattr(km, "RESULTS", tmp_path / "kernel-mutants.json")
+    by_change = {m.change: m for m in km.mutants(KERNEL_LIKE)}
+    listed, unlisted, caught = (by_change[c].key for c in ("return n % 4 == 1", "return total", "return n % 5 == 0"))
+    km.save_results("digest-1", {listed: "survived", unlisted: "survived", caught: "killed"})
+    equivalents = {("dealmodel.kernel.Plan.size", "return n % 4 == 1"): "a reason"}
+    assert km.load_results("digest-1", equivalents) == {listed: "survived", unlisted: "survived", caught: "killed"}
+    # the core or the tests changed: a survivor may be caught now, so it runs again; a listed one cannot be
+    assert km.load_results("digest-2", equivalents) == {listed: "survived", caught: "killed"}
+    assert km.load_results("digest-2", {}) == {caught: "killed"}

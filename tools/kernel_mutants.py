@@ -205,16 +205,24 @@ def digest() -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
-def load_results(current: str) -> dict[str, str]:
-    """Kept results; survivors of other code or tests are dropped (run again), kills are kept."""
+def load_results(current: str, equivalents: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
+    """Kept results; survivors of other code or tests are dropped (run again) unless listed as equivalent
+    (no test can catch those), kills are kept."""
     try:
         kept = json.loads(RESULTS.read_text())
     except (OSError, ValueError):
         return {}
     results = kept.get("results", {})
     if kept.get("digest") != current:
-        results = {k: v for k, v in results.items() if v != "survived"}
+        listed = equivalents or {}
+        results = {k: v for k, v in results.items() if v != "survived" or _listed(k, listed)}
     return results
+
+
+def _listed(key: str, equivalents: dict[tuple[str, str], str]) -> bool:
+    """Whether the mutant of this results key is listed as equivalent (key: function#digest|change|n)."""
+    function, change = key.split("#", 1)[0], key.split("|", 1)[1].rsplit("|", 1)[0]
+    return (f"{MODULE}.{function}", change) in equivalents
 
 
 def save_results(current: str, results: dict[str, str]) -> None:
@@ -296,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.function} line {m.line}: {m.change}")
         return 0
     current = digest()
-    results = load_results(current)
+    equivalents = load_equivalents()
+    results = load_results(current, equivalents)
     todo = [m for m in planted if m.key not in results]
     print(f"kernel: {len(everything)} mutants, a sample of {len(planted)} (seed {args.seed}); "
           f"{len(planted) - len(todo)} already run, {len(todo)} to run on {args.jobs} worker(s)", flush=True)
@@ -328,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                     save_results(current, results)  # nothing lost when stopped
                     rate = done / (time.monotonic() - began) * 60
                     print(f"[{done}/{len(todo)}] {status:8} {m.function} line {m.line}  ({rate:.1f}/min)", flush=True)
-    print(report(planted, results, len(everything), load_equivalents()))
+    print(report(planted, results, len(everything), equivalents))
     return 0
 
 
