@@ -385,12 +385,18 @@ def _rare(name: str) -> dm.Deal:
                               {"kind": "milestone", "event": "approval_count", "count": 1, "amount": 15.0,
                                "creditable": True},
                               {"kind": "service_fees", "markup": 0.2}],
+        # a credit larger than every fee before the next creditable payment: what is left carries over
+        "credit_outlasts_fees": [{"kind": "upfront", "amount": 200.0, "creditable": True},
+                                 {"kind": "milestone", "event": "phase2_start", "amount": 10.0, "creditable": True,
+                                  "candidates": ["B"]},
+                                 {"kind": "service_fees", "markup": 0.2}],
     }[name]
     if name == "rebate_of_many_fees":  # and a deferred fee falling due within the first year (filing, 0.8 years)
         two = [*two, candidate("C", start_phase="filing")]
     return dm.parse_deal(base_deal(name=name, candidates=two, terms=terms))
 
 
-@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits"])
+@pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits",
+                                  "credit_outlasts_fees"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
