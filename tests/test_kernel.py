@@ -390,6 +390,12 @@ def _rare(name: str) -> dm.Deal:
                                  {"kind": "milestone", "event": "phase2_start", "amount": 10.0, "creditable": True,
                                   "candidates": ["B"]},
                                  {"kind": "service_fees", "markup": 0.2}],
+        # the whole profit shared (a fraction of exactly 1, a value a user types)
+        "whole_profit_shared": [{"kind": "cost_share", "cost_fraction": 0.5, "profit_fraction": 1.0}],
+        # tiers on both products' sales together, each product's term ending mid-year, at its own time
+        "aggregate_tiers_with_terms": [
+            {"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.05}, {"above": 300.0, "rate": 0.1}],
+             "tier_basis": "aggregate", "term_years": 6.3, "loe_step_down": 0.5}],
     }[name]
     if name == "rebate_of_many_fees":  # and a deferred fee falling due within the first year (filing, 0.8 years)
         two = [*two, candidate("C", start_phase="filing")]
@@ -397,6 +403,6 @@ def _rare(name: str) -> dm.Deal:
 
 
 @pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits",
-                                  "credit_outlasts_fees"])
+                                  "credit_outlasts_fees", "whole_profit_shared", "aggregate_tiers_with_terms"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
