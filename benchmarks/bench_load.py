@@ -30,7 +30,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
+from dealmodel.proxy import free_port
 from dealmodel.serve import answers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,12 +50,6 @@ DEAL = ROOT / "sample_deals" / "reference_revenue_share.yaml"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def family(pid: int) -> list[int]:
@@ -109,7 +103,7 @@ class Server:
     """The app on a loopback port, and a thread that keeps its peak memory."""
 
     def __init__(self, workers: int = 1):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
         if workers == 1:

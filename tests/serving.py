@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest
 
+from dealmodel.proxy import free_port  # noqa: F401  (the tests' free loopback port)
 from dealmodel.serve import answers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:

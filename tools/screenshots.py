@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from dealmodel.proxy import free_port
 from dealmodel.serve import answers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,17 +27,11 @@ TOGGLES = [("Analyse the gate decisions", "Value of flexibility"),
            ("Show what each candidate is worth to each side", "over the first")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(out: Path) -> list[str]:
     """Shoot every view into ``out``; returns the problems seen (a view showing an error box)."""
     out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     server = subprocess.Popen(
         [sys.executable, "-m", "dealmodel.serve", "run", str(ROOT / "app.py"), "--server.headless", "true",
