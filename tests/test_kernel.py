@@ -406,3 +406,10 @@ def _rare(name: str) -> dm.Deal:
                                   "credit_outlasts_fees", "whole_profit_shared", "aggregate_tiers_with_terms"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
+
+
+def test_rarely_drawn_mechanics_agree_when_valued_together():
+    """Structures on one program valued in one pass: a later structure's terms sit at later rows, and
+    its credits must still be booked to its own terms."""
+    _assert_engines_agree([_rare(n) for n in ("whole_profit_shared", "credit_outlasts_fees", "milestone_credits")],
+                          seed=6, n=1500)

@@ -53,6 +53,7 @@ TESTS = [
     "tests/test_kernel.py::test_every_sample_agrees_path_by_path",
     "tests/test_kernel.py::test_structures_valued_together_agree_with_each_alone",
     "tests/test_kernel.py::test_rarely_drawn_mechanics_agree_path_by_path",
+    "tests/test_kernel.py::test_rarely_drawn_mechanics_agree_when_valued_together",
     "tests/test_kernel.py::test_generated_programs_pack_bit_for_bit",
     "tests/test_kernel.py::test_generated_deals_agree_path_by_path",
     "tests/test_kernel.py::test_without_flows_only_the_npvs_are_kept_per_path",
