@@ -396,14 +396,22 @@ def _rare(name: str) -> dm.Deal:
         "aggregate_tiers_with_terms": [
             {"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.05}, {"above": 300.0, "rate": 0.1}],
              "tier_basis": "aggregate", "term_years": 6.3, "loe_step_down": 0.5}],
+        # launches in the horizon's last year on some paths (a long phase 3, an 8-year horizon)
+        "launch_in_the_last_year": [{"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.08}]},
+                                    {"kind": "supply", "markup": 0.3}],
     }[name]
+    if name == "launch_in_the_last_year":
+        late = candidate("A")
+        late["phases"]["phase3"]["duration_years"] = {"dist": "triangular", "low": 1.0, "mode": 2.6, "high": 5.0}
+        return dm.parse_deal(base_deal(name=name, candidates=[late], terms=terms, horizon_years=8))
     if name == "rebate_of_many_fees":  # and a deferred fee falling due within the first year (filing, 0.8 years)
         two = [*two, candidate("C", start_phase="filing")]
     return dm.parse_deal(base_deal(name=name, candidates=two, terms=terms))
 
 
 @pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits",
-                                  "credit_outlasts_fees", "whole_profit_shared", "aggregate_tiers_with_terms"])
+                                  "credit_outlasts_fees", "whole_profit_shared", "aggregate_tiers_with_terms",
+                                  "launch_in_the_last_year"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
 
