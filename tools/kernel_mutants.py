@@ -200,12 +200,6 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def digest() -> str:
-    """Of the core and the tests: results of other code or tests are not trusted as they stand."""
-    files = sorted((ROOT / "dealmodel").glob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
-    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
-
-
 def load_results(current: str, equivalents: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
     """Kept results; survivors of other code or tests are dropped (run again) unless listed as equivalent
     (no test can catch those), kills are kept."""
@@ -295,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the sample's mutants and stop")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from tasks import load_equivalents
+    from tasks import load_equivalents, sources_digest
 
     source = KERNEL.read_text(encoding="utf-8")
     everything = mutants(source)
@@ -304,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in planted:
             print(f"{m.function} line {m.line}: {m.change}")
         return 0
-    current = digest()
+    current = sources_digest()
     equivalents = load_equivalents()
     results = load_results(current, equivalents)
     todo = [m for m in planted if m.key not in results]
