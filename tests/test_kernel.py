@@ -396,9 +396,19 @@ def _rare(name: str) -> dm.Deal:
         "aggregate_tiers_with_terms": [
             {"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.05}, {"above": 300.0, "rate": 0.1}],
              "tier_basis": "aggregate", "term_years": 6.3, "loe_step_down": 0.5}],
-        # launches in the horizon's last year on some paths (a long phase 3, an 8-year horizon)
+        # launches in the horizon's last year on some paths (a long phase 3, an 8-year horizon), and
+        # payments on approval or failure falling after the horizon on others (worth nothing)
         "launch_in_the_last_year": [{"kind": "royalty", "tiers": [{"above": 0.0, "rate": 0.08}]},
-                                    {"kind": "supply", "markup": 0.3}],
+                                    {"kind": "supply", "markup": 0.3},
+                                    {"kind": "milestone", "event": "approval", "amount": 25.0},
+                                    {"kind": "cancellation_fee", "amount": 5.0}],
+        # an indexed reservation whose minimum commitment binds when the candidate fails early
+        "indexed_reservation_with_commitment": [
+            {"kind": "capacity_reservation", "fee_per_year": 10.0, "start_years": 0.0, "end_years": 8.0,
+             "notice_years": 0.5, "minimum_commitment": 60.0, "escalation": 0.05}],
+        # fees indexed at the schema's highest escalation (prices doubling each year), part of them deferred
+        "escalation_at_its_bound": [{"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.5,
+                                     "escalation": 1.0}],
     }[name]
     if name == "launch_in_the_last_year":
         late = candidate("A")
@@ -411,7 +421,8 @@ def _rare(name: str) -> dm.Deal:
 
 @pytest.mark.parametrize("name", ["royalty_later_of", "rebate_of_many_fees", "credit_runs_out", "milestone_credits",
                                   "credit_outlasts_fees", "whole_profit_shared", "aggregate_tiers_with_terms",
-                                  "launch_in_the_last_year"])
+                                  "launch_in_the_last_year", "indexed_reservation_with_commitment",
+                                  "escalation_at_its_bound"])
 def test_rarely_drawn_mechanics_agree_path_by_path(name):
     _assert_engines_agree([_rare(name)], seed=5, n=2000)
 
