@@ -1,11 +1,13 @@
 """The compiled kernel against the NumPy reference engine on the same work. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_kernel.py [--quick] [--compile]
+    .venv/bin/python benchmarks/bench_kernel.py [--quick] [--compile] [--breakdown]
 
 Each measurement runs in a fresh process, so its peak memory (max RSS) is its own and the
 kernel's load from the on-disk cache is counted where it says "cold". ``--compile`` also times a
 compile from scratch (an empty numba cache). ``--quick`` skips the 1M-path NumPy runs and 20M.
-Targets are those of issue 12 on the 2-core reference machine.
+Targets are those of issue 12 on the 2-core reference machine. ``--breakdown`` prints instead
+where one thread's time goes per path: drawing the random numbers, packing the program, the
+kernel's program part, and each structure's terms.
 """
 
 from __future__ import annotations
@@ -46,6 +48,52 @@ print(json.dumps({"best": min(times), "peak_mb": peak, "cold": cold}))
 """
 
 
+BREAKDOWN = r"""
+import sys, time
+import numpy as np
+import dealmodel as dm
+from dealmodel import kernel
+from dealmodel.program import BLOCK, draw_blocks
+files = sys.argv[1:]
+deals = [dm.load_deal(f) for f in files]
+bare = dm.Deal.model_validate({**deals[0].model_dump(), "terms": []})  # the program's own flows only
+blocks = 4
+n = blocks * BLOCK
+
+def best(f, repeats=9):
+    f()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return min(times) / n * 1e6
+
+program = kernel.pack_program(deals[0], 1, 0, n)
+
+def valuing(group):
+    plan = kernel.Plan(group)
+    S, T = len(group), group[0].horizon_years
+    out = (np.empty((S, 3, n)), np.empty((int(plan.offsets[-1]), 0)), np.empty((S, 2, 0, T)))
+    return lambda: kernel.run_chunk(group, plan, program, 1, 0, False, *out)
+
+draws = best(lambda: draw_blocks(deals[0], 1, 0, blocks))
+pack = best(lambda: kernel.pack_program(deals[0], 1, 0, n))
+own = best(valuing([bare]))
+print(f"one thread, {n:,} paths of {deals[0].name!r}, microseconds a path (best of 9):")
+print(f"  packing the program            {pack:6.2f}   (of which the random numbers {draws:.2f})")
+print(f"  kernel: the program's flows    {own:6.2f}")
+each = []
+for deal in deals:
+    each.append(best(valuing([deal])) - own)
+    print(f"  kernel: + {deal.name[:40]:<40} {each[-1]:6.2f}   ({len(deal.terms)} terms)")
+together = best(valuing(deals))
+print(f"  kernel: all {len(deals)} together            {together:6.2f}   (alone, summed: {own + sum(each):.2f})")
+print(f"on two cores at 1,000,000 paths, if threads scaled perfectly: one structure (the last) "
+      f"{(pack + own + each[-1]) / 2:.2f} s; all {len(deals)} {(pack + together) / 2:.2f} s")
+"""
+
+
 def run(what: str, engine: str, paths: int, files: list[Path], repeats: int = 3, env: dict | None = None) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, what, engine, str(paths), str(repeats), *map(str, files)],
                          check=True, capture_output=True, text=True, env=env)
@@ -62,7 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 1M-path reference runs and the 20M run")
     parser.add_argument("--compile", action="store_true", help="also time a compile from an empty numba cache")
+    parser.add_argument("--breakdown", action="store_true", help="where one thread's time goes, per path")
     args = parser.parse_args()
+    if args.breakdown:
+        subprocess.run([sys.executable, "-c", BREAKDOWN, *map(str, FOUR)], check=True)
+        return
     print(f"machine: {os.cpu_count()} cores; seconds are the best of 3 runs; peak MB is the process's max RSS")
     print(f"{'work':<34} {'kernel s':>8} {'numpy s':>8} {'ratio':>7} {'peak MB':>8} {'target s':>12}")
     for paths, target in ((100_000, "<= 0.2"), (1_000_000, "<= 1.5")):
