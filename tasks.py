@@ -112,7 +112,8 @@ def mutate() -> None:
         return
     # one thread: mutmut learns which tests reach a function only from calls on the main thread;
     # the NumPy reference engine: the compiled kernel is checked against it path by path (test_kernel)
-    env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1", "DEALMODEL_ENGINE": "numpy"}
+    env = {**os.environ, "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1", "DEALMODEL_ENGINE": "numpy",
+           "DEALMODEL_MUTATION": "1"}  # hypothesis: the same examples for every mutant, no shrinking (conftest)
     mutmut = str(BIN / "mutmut")
     workers = str(max(1, os.cpu_count() or 1))
     names = sys.argv[2:]  # mutant names or globs: rerun those even if they have a result (after new tests)

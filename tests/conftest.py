@@ -5,12 +5,19 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 # CI replays the same examples every run, so a red build always reproduces; locally they vary.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+# Mutation testing (python3 tasks.py mutate) wants a verdict, not a report: the same examples for every
+# mutant, none carried over from another mutant, and no shrinking of a failing one (it only costs time,
+# and a run that takes too long is counted as a timeout).
+settings.register_profile("mutation", derandomize=True, deadline=None, database=None,
+                          phases=[Phase.explicit, Phase.generate])
+if os.environ.get("DEALMODEL_MUTATION"):
+    settings.load_profile("mutation")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_deals"

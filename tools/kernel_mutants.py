@@ -229,7 +229,7 @@ def save_results(current: str, results: dict[str, str]) -> None:
 
 def _environment(tree: Path) -> dict[str, str]:
     return {**os.environ, "NUMBA_DISABLE_JIT": "1", "DEALMODEL_FAST_TESTS": "1", "DEALMODEL_THREADS": "1",
-            "CI": "1", "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+            "DEALMODEL_MUTATION": "1", "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _copy_tree(into: Path) -> Path:
@@ -245,8 +245,8 @@ def _copy_tree(into: Path) -> Path:
 def run_tests(tree: Path, cpu_limit: int | None) -> tuple[str, float]:
     """``killed``, ``survived`` or ``timeout`` for the kernel in ``tree``, and the CPU seconds taken.
 
-    The limit is on CPU time, as mutmut's is, not on the clock: a run paused or slowed by other work
-    is not taken for a mutant stuck in a loop."""
+    The limit is on CPU time only, not on the clock (mutmut also stops a run after half its CPU limit
+    of wall clock): a run paused or slowed by other work is not taken for a mutant stuck in a loop."""
     shutil.rmtree(tree / ".hypothesis", ignore_errors=True)  # no failing example carried to the next mutant
 
     def limit() -> None:  # in the child, before pytest starts
