@@ -139,8 +139,8 @@ def mutate() -> None:
     # caught under today's tests, so those are run again after the mutants not yet checked
     earlier = mutation_survivors(results()) if changed and not names else []
     listing = run_mutmut(names)
-    if (ROOT / "mutants" / "mutmut-stats.json").exists():
-        stamp.write_text(digest)
+    if (ROOT / "mutants" / "mutmut-stats.json").exists() and not (changed and names):
+        stamp.write_text(digest)  # (after a run of named mutants only, the earlier survivors still wait)
     survivors = mutation_survivors(listing)
     changes, equivalents = mutation_changes(ROOT / "mutants", survivors), load_equivalents()
     # survivors reviewed as equivalent cannot be caught by any test: not worth their run time
