@@ -330,3 +330,25 @@ def test_a_success_rebate_counts_only_the_fees_paid_to_the_partner_for_its_candi
     rebate = {"kind": "success_rebate", "fraction": 0.5, "candidates": ["A"]}
     result = dm.simulate(dm.parse_deal(base_deal(candidates=[a, b], terms=[fees_a, fees_b, rebate])), paths=4, seed=0)
     np.testing.assert_allclose(result.term_pv[2], -0.5 * 75 * 1.2 * 1.1**-6.65, rtol=1e-12)
+
+
+@pytest.mark.parametrize("paths", [1, 30])  # one path: the only launched path is one row of the sales table
+def test_a_creditable_sales_milestone_pays_a_later_candidates_fees(paths):
+    # A from phase 3 launches at 2.6 + 0.8 = 3.4; its first sales year [3.4, 4.4) sells 800 x 0.2 = 160, exactly
+    # the threshold, so the milestone of 10 is paid at 4.4 (a threshold is reached when met). It is creditable:
+    # from 4.4 it pays B's fees, B being in phase 2 over [3.5, 6.75) at 1.2 x 20 / 3.25 a year, until the 10
+    # are used, at 4.4 + 10 / (24 / 3.25). Booked under the milestone, at the partner's 10%.
+    a = _sure(candidate("A", start_phase="phase3"))
+    b = _sure(candidate("B", start_phase="preclinical"))
+    terms = [{"kind": "service_fees", "markup": 0.2, "candidates": ["B"]},
+             {"kind": "milestone", "event": "annual_sales", "threshold": 160.0, "amount": 10.0, "creditable": True,
+              "candidates": ["A"]}]
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[a, b], terms=terms)), paths=paths, seed=0)
+    rate = 24 / 3.25
+    used = rate * (1.1**-4.4 - 1.1**-(4.4 + 10 / rate)) / np.log(1.1)
+    assert result.term_pv[1] == pytest.approx(np.full(paths, 10 * 1.1**-4.4 - used), rel=1e-12)
+    # the fees themselves are the same as without a credit: B's partner costs at + 20%, each phase spread
+    bounds = np.cumsum([0.0, 1.0, 2.5, 3.25, 2.6, 0.8])
+    fees = sum(1.2 * c / (e - s) * (1.1**-s - 1.1**-e) / np.log(1.1)
+               for c, s, e in zip([2.0, 10.0, 20.0, 50.0, 5.0], bounds[:-1], bounds[1:], strict=True))
+    assert result.term_pv[0] == pytest.approx(np.full(paths, fees), rel=1e-12)
