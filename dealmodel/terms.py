@@ -413,8 +413,8 @@ _MECHANICS = {
 }
 
 
-def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger,
-             own: Ledger | None = None, draws: dict[int, Any] | None = None) -> None:
+def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: Ledger, *,
+             own: Ledger, draws: dict[int, Any]) -> None:
     """Book one term's net payments to the partner into ``led``.
 
     ``own`` receives what the term changes in the partner's own flows with third parties (a
@@ -422,7 +422,6 @@ def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: L
     ``id(term)`` to the term's price index on each path (see :func:`escalation_draws`).
     """
     n = program.n
-    draws = draws if draws is not None else escalation_draws(deal, None, 0, n)
     esc = draws.get(id(term), 0.0)
     if isinstance(term, Upfront):
         led.lump(np.zeros(n), _sign(term) * term.amount)
@@ -444,7 +443,6 @@ def add_term(term, deal: Deal, program: ProgramPaths, sales: list[Sales], led: L
         for c in covered:
             success_rebate(term, deal, program, c, led, draws)
     elif isinstance(term, CapacityReservation):
-        own = own if own is not None else Ledger(n)
         failed = [failure_time(program.candidates[c]) for c in covered]
         if term.scope == "program":  # released when every covered candidate has failed
             failed = [np.max(np.stack(failed), axis=0)]
