@@ -352,3 +352,17 @@ def test_a_creditable_sales_milestone_pays_a_later_candidates_fees(paths):
     fees = sum(1.2 * c / (e - s) * (1.1**-s - 1.1**-e) / np.log(1.1)
                for c, s, e in zip([2.0, 10.0, 20.0, 50.0, 5.0], bounds[:-1], bounds[1:], strict=True))
     assert result.term_pv[0] == pytest.approx(np.full(paths, fees), rel=1e-12)
+
+
+def test_credits_arriving_together_are_one_balance_booked_under_the_later_term():
+    # Two creditable upfronts at signing, 10 then 5 (in the deal's order), against the fees of one certain
+    # candidate in phase 2 (1.2 x 20 over 3.25 years). One balance of 15 pays the fees from 0 until
+    # 15 / (24 / 3.25) years; the stretch is opened by the later credit, so it is all booked under it.
+    terms = [{"kind": "service_fees", "markup": 0.2},
+             {"kind": "upfront", "amount": 10.0, "creditable": True, "label": "first"},
+             {"kind": "upfront", "amount": 5.0, "creditable": True, "label": "second"}]
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=terms)), paths=4, seed=0)
+    rate = 24 / 3.25
+    used = rate * (1 - 1.1**-(15 / rate)) / np.log(1.1)
+    assert result.term_pv[1] == pytest.approx(np.full(4, 10.0), rel=1e-12)
+    assert result.term_pv[2] == pytest.approx(np.full(4, 5.0 - used), rel=1e-12)
