@@ -366,3 +366,33 @@ def test_credits_arriving_together_are_one_balance_booked_under_the_later_term()
     used = rate * (1 - 1.1**-(15 / rate)) / np.log(1.1)
     assert result.term_pv[1] == pytest.approx(np.full(4, 10.0), rel=1e-12)
     assert result.term_pv[2] == pytest.approx(np.full(4, 5.0 - used), rel=1e-12)
+
+
+FEES_DEFERRED = {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5}
+
+
+def _spread(rate: float, a: float, b: float) -> float:
+    """PV at the partner's 10% of ``rate`` a year over [a, b)."""
+    return rate * (1.1**-a - 1.1**-b) / np.log(1.1)
+
+
+def test_a_credit_running_out_inside_a_deferred_fee_pays_part_of_it():
+    # One certain candidate from phase 2: its fees are 16.8 over [0, 3.25) and 10.8 deferred to 3.25 (see the
+    # upfront test above). A credit of 17.3 pays the 16.8 and 0.5 of the deferred 10.8, at 3.25.
+    terms = [FEES_DEFERRED, {"kind": "upfront", "amount": 17.3, "creditable": True}]
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=terms)), paths=4, seed=0)
+    expected = 17.3 - _spread(16.8 / 3.25, 0.0, 3.25) - 0.5 * 1.1**-3.25
+    assert result.term_pv[1] == pytest.approx(np.full(4, expected), rel=1e-12)
+
+
+def test_what_a_credit_leaves_is_carried_into_the_next_credits_stretch():
+    # An upfront of 30 pays phase 2's 16.8 and leaves 13.2; the creditable phase-3 milestone of 10 at 3.25 adds
+    # to it: 23.2 pays the deferred 10.8 at 3.25, then phase 3's 42 over 2.6 years until 12.4 are used. What is
+    # paid after 3.25 is booked under the milestone, whose credit opened that stretch.
+    terms = [FEES_DEFERRED, {"kind": "upfront", "amount": 30.0, "creditable": True},
+             {"kind": "milestone", "event": "phase3_start", "amount": 10.0, "creditable": True}]
+    result = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=terms)), paths=4, seed=0)
+    assert result.term_pv[1] == pytest.approx(np.full(4, 30.0 - _spread(16.8 / 3.25, 0.0, 3.25)), rel=1e-12)
+    rate = 42 / 2.6
+    used = 10.8 * 1.1**-3.25 + _spread(rate, 3.25, 3.25 + 12.4 / rate)
+    assert result.term_pv[2] == pytest.approx(np.full(4, 10.0 * 1.1**-3.25 - used), rel=1e-12)

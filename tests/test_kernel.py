@@ -380,11 +380,14 @@ def _rare(name: str) -> dm.Deal:
         # an upfront credited against fees that runs out in phase 2: the later phases' fees are not credited
         "credit_runs_out": [{"kind": "upfront", "amount": 30.0, "creditable": True},
                             {"kind": "service_fees", "markup": 0.2}],
-        # credits from milestones alone (no creditable upfront), one of them on a count of approvals
+        # credits from milestones alone (no creditable upfront), one of them on a count of approvals, against
+        # fees partly deferred to each phase's success: the balance runs out inside a deferred fee on some paths,
+        # in a stretch opened by either credit
         "milestone_credits": [{"kind": "milestone", "event": "phase3_start", "amount": 20.0, "creditable": True},
                               {"kind": "milestone", "event": "approval_count", "count": 1, "amount": 15.0,
                                "creditable": True},
-                              {"kind": "service_fees", "markup": 0.2}],
+                              {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3,
+                               "success_premium": 0.5}],
         # a credit larger than every fee before the next creditable payment: what is left carries over
         "credit_outlasts_fees": [{"kind": "upfront", "amount": 200.0, "creditable": True},
                                  {"kind": "milestone", "event": "phase2_start", "amount": 10.0, "creditable": True,
