@@ -129,18 +129,16 @@ def mutate() -> None:
 
     # mutmut maps each function to the tests that reach it once, and afterwards only adds new tests:
     # a function added or changed since has no tests in the map and its mutants would be reported
-    # "no tests" without running. The map is rebuilt when the core or the tests changed.
+    # "no tests" without running (see mutation_plan)
     digest = sources_digest()
     stamp = ROOT / "mutants" / "sources.sha256"
-    changed = stamp.exists() and stamp.read_text() != digest  # results of earlier runs, under other code or tests
-    if changed or not stamp.exists():
+    rebuild, rerun_earlier, restamp = mutation_plan(stamp.read_text() if stamp.exists() else None, digest, names)
+    if rebuild:
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-    # mutmut keeps a mutant's result until its function changes: a survivor of an earlier run may be
-    # caught under today's tests, so those are run again after the mutants not yet checked
-    earlier = mutation_survivors(results()) if changed and not names else []
+    earlier = mutation_survivors(results()) if rerun_earlier else []
     listing = run_mutmut(names)
-    if (ROOT / "mutants" / "mutmut-stats.json").exists() and not (changed and names):
-        stamp.write_text(digest)  # (after a run of named mutants only, the earlier survivors still wait)
+    if (ROOT / "mutants" / "mutmut-stats.json").exists() and restamp:
+        stamp.write_text(digest)
     survivors = mutation_survivors(listing)
     changes, equivalents = mutation_changes(ROOT / "mutants", survivors), load_equivalents()
     # survivors reviewed as equivalent cannot be caught by any test: not worth their run time
@@ -153,6 +151,20 @@ def mutate() -> None:
     print(mutation_report(listing, changes, equivalents), flush=True)
     if not names:
         subprocess.run(planter, cwd=ROOT, check=True)
+
+
+def mutation_plan(stamped: str | None, digest: str, names: list[str]) -> tuple[bool, bool, bool]:
+    """What a mutation run does about earlier results: (rebuild the test map, run the earlier
+    survivors again after the rest, stamp the map as current), from the digest the map was made
+    under (None: never) and today's.
+
+    mutmut keeps a mutant's result until its function changes, so a survivor of an earlier run may
+    be caught under today's tests; it maps each function to the tests that reach it once, so the
+    map is rebuilt when the core or the tests changed. A run of named mutants only leaves the stamp
+    alone: the earlier survivors still wait for the next full run.
+    """
+    changed = stamped is not None and stamped != digest
+    return changed or stamped is None, changed and not names, not (changed and names)
 
 
 def sources_digest() -> str:

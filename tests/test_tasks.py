@@ -203,3 +203,14 @@ def test_kept_kernel_results_run_survivors_again_after_a_change_unless_listed_eq
     # the core or the tests changed: a survivor may be caught now, so it runs again; a listed one cannot be
     assert km.load_results("digest-2", equivalents) == {listed: "survived", caught: "killed"}
     assert km.load_results("digest-2", {}) == {caught: "killed"}
+
+
+def test_a_mutation_run_rebuilds_the_map_and_reruns_earlier_survivors_only_when_the_code_or_tests_changed():
+    # (rebuild the test map, run earlier survivors again, stamp the map as current)
+    assert tasks.mutation_plan(None, "d1", []) == (True, False, True)  # the first run: nothing earlier
+    assert tasks.mutation_plan("d1", "d1", []) == (False, False, True)  # nothing changed
+    assert tasks.mutation_plan("d0", "d1", []) == (True, True, True)  # changed: earlier survivors again
+    # named mutants after a change: the map is rebuilt for them, but the stamp is left for the full run,
+    # which still has the earlier survivors to run again
+    assert tasks.mutation_plan("d0", "d1", ["dealmodel.terms.*"]) == (True, False, False)
+    assert tasks.mutation_plan("d1", "d1", ["dealmodel.terms.*"]) == (False, False, True)
