@@ -288,12 +288,11 @@ class Sales:
     exclusivity: np.ndarray  # (m,) years from launch to loss of exclusivity
     bounds: np.ndarray  # (m, K + 1) launch + k: the launch years' chain
 
-    def add_to(self, ledger, factor: np.ndarray | float = 1.0) -> None:
-        """Book ``factor`` x sales (``factor`` a number or one per launched path) into ``ledger``."""
+    def add_to(self, ledger, factor: np.ndarray) -> None:
+        """Book ``factor`` x sales into ``ledger`` (``factor``: one number per launched path, as ``rows``)."""
         if self.rows.size == 0:
             return
-        factor = np.asarray(factor, dtype=float)
-        ledger.chain(self.bounds, self.rate * (factor[:, None] if factor.ndim else factor), self.rows)
+        ledger.chain(self.bounds, self.rate * factor[:, None], self.rows)
 
 
 def sales_by_launch_year(cp: CandidatePaths, horizon: int) -> Sales:

@@ -46,7 +46,7 @@ def billed_cost(term: ServiceFees, cp: CandidatePaths) -> np.ndarray:
     return cp.partner_cost if term.failed_batches_paid_by == "sponsor" else cp.partner_cost / cp.remake[:, None]
 
 
-def service_fees(term: ServiceFees, cp: CandidatePaths, led: Ledger, esc=0.0) -> None:
+def service_fees(term: ServiceFees, cp: CandidatePaths, led: Ledger, esc) -> None:
     """Cost x (1 + markup) spread over each phase reached; the at-risk part paid on success.
 
     With an ``escalation`` index, fees in calendar year i are x (1 + escalation)^i, deferred
@@ -134,7 +134,7 @@ def success_rebate(term: SuccessRebate, deal: Deal, program: ProgramPaths, c: in
     fees = Ledger(program.n)
     for other in deal.terms:
         if isinstance(other, ServiceFees) and other.payee == "partner" and c in deal.covered(other):
-            service_fees(other, cp, fees, draws.get(id(other), 0.0))
+            service_fees(other, cp, fees, draws[id(other)])
     paid = fees.total(100)  # every fee for it is paid by its approval, well inside any horizon
     led.lump(cp.launch, _sign(term) * term.fraction * paid)
 

@@ -451,3 +451,17 @@ def test_simulate_by_default_and_its_progress_and_yearly_sample():
                          yearly_sample=100)
     assert seen == [8_192, 16_384, 20_000]  # paths done after each chunk, in order
     assert result.sample_paths == 100
+
+
+def test_the_default_engine_is_the_kernel_unless_dealmodel_engine_names_another(monkeypatch):
+    from dealmodel import kernel
+    from dealmodel.engine import resolve_engine
+
+    monkeypatch.delenv("DEALMODEL_ENGINE", raising=False)
+    assert kernel.AVAILABLE and resolve_engine(None) == "numba"
+    monkeypatch.setenv("DEALMODEL_ENGINE", "numpy")
+    assert resolve_engine(None) == "numpy"
+    assert resolve_engine("numba") == "numba"  # a caller's choice wins over the environment
+    monkeypatch.setenv("DEALMODEL_ENGINE", "cuda")
+    with pytest.raises(ValueError, match="engine must be one of numba, numpy \\(got 'cuda'\\)"):
+        resolve_engine(None)
