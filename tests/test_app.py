@@ -35,6 +35,14 @@ class _RecordingStorage(MemoryMediaFileStorage):
         return file_id
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_loaded():
+    """The compiled kernel loaded before any app run (on a fresh clone: compiled, about a minute of a core),
+    so an app run's timeout measures the app, not a one-off compile behind it."""
+    for name in ("hybrid", "cdmo_risk_share"):
+        dm.simulate(dm.load_deal(REFERENCE[name]), paths=100, seed=0, keep_flows=False)
+
+
 def _app(monkeypatch, *args: str) -> AppTest:
     monkeypatch.setattr(sys, "argv", ["app.py", *args])
     monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
