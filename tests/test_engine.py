@@ -248,6 +248,9 @@ def test_keep_flows_false_keeps_the_same_numbers_in_bounded_memory():
     lean = dm.simulate(deal, paths=20_000, seed=3, keep_flows=False)
     assert lean.summary().equals(full.summary())
     assert lean.flows == {}
+    # per-path term PVs only with the flows; the yearly subsample only without them (documented in result.py)
+    assert full.term_pv.shape == (len(deal.terms), 20_000) and lean.term_pv.shape == (len(deal.terms), 0)
+    assert (full.sample_paths, lean.sample_paths) == (0, 20_000) and full.sample_flows() == {}
     with pytest.raises(ValueError, match="keep_flows=False"):
         lean.cash_flows("partner")
     # the yearly table comes from the first 20,000 paths: here, all of them
@@ -465,3 +468,10 @@ def test_the_default_engine_is_the_kernel_unless_dealmodel_engine_names_another(
     monkeypatch.setenv("DEALMODEL_ENGINE", "cuda")
     with pytest.raises(ValueError, match="engine must be one of numba, numpy \\(got 'cuda'\\)"):
         resolve_engine(None)
+    # where numba cannot be imported: the reference by default, and a clear message if the kernel is asked for
+    monkeypatch.delenv("DEALMODEL_ENGINE")
+    monkeypatch.setattr(kernel, "AVAILABLE", False)
+    assert resolve_engine(None) == "numpy" and resolve_engine("numpy") == "numpy"
+    with pytest.raises(ValueError, match=r"^engine 'numba' needs the numba package \(pip install numba\); "
+                                        r"engine='numpy' works without it$"):
+        resolve_engine("numba")
