@@ -80,6 +80,11 @@ def _sure(candidate_spec: dict, fail_phase: str | None = None) -> dict:
     return candidate_spec
 
 
+def _spread(rate: float, a: float, b: float) -> float:
+    """PV at the partner's 10% of ``rate`` a year over [a, b)."""
+    return rate * (1.1**-a - 1.1**-b) / np.log(1.1)
+
+
 @pytest.mark.parametrize(("minimum", "true_up"), [(10.0, 0.0), (20.0, 5.0)])
 def test_reservation_worked_number(minimum, true_up):
     # docs/methodology.md: 4 a year from 0.5 until a year after phase 2 fails at 3.25: 4 (1.1^-0.5 - 1.1^-4.25)/ln 1.1
@@ -128,14 +133,9 @@ def test_a_creditable_upfront_pays_the_later_fees_until_used_up():
     upfront = {"kind": "upfront", "amount": 40.0, "creditable": True}
     deal = dm.parse_deal(base_deal(terms=[fees, upfront]))
     result = dm.simulate(deal, paths=40_000, seed=8)
-    g = np.log(1.1)
-
-    def spread(rate, a, b):  # PV at the partner's 10%
-        return rate * (1.1**-a - 1.1**-b) / g
-
-    fails_phase2 = spread(16.8 / 3.25, 0.0, 3.25)
+    fails_phase2 = _spread(16.8 / 3.25, 0.0, 3.25)
     stop = 3.25 + 12.4 / (42 / 2.6)
-    passes_phase2 = fails_phase2 + 10.8 * 1.1**-3.25 + spread(42 / 2.6, 3.25, stop)
+    passes_phase2 = fails_phase2 + 10.8 * 1.1**-3.25 + _spread(42 / 2.6, 3.25, stop)
     p_pass = result.candidates["A"]["prob_reach_phase3"]  # realised frequency: the check is to rounding
     expected = 40.0 - ((1 - p_pass) * fails_phase2 + p_pass * passes_phase2)
     assert result.term_pv[1].mean() == pytest.approx(expected, rel=1e-9)
@@ -345,11 +345,11 @@ def test_a_creditable_sales_milestone_pays_a_later_candidates_fees(paths):
               "candidates": ["A"]}]
     result = dm.simulate(dm.parse_deal(base_deal(candidates=[a, b], terms=terms)), paths=paths, seed=0)
     rate = 24 / 3.25
-    used = rate * (1.1**-4.4 - 1.1**-(4.4 + 10 / rate)) / np.log(1.1)
+    used = _spread(rate, 4.4, 4.4 + 10 / rate)
     assert result.term_pv[1] == pytest.approx(np.full(paths, 10 * 1.1**-4.4 - used), rel=1e-12)
     # the fees themselves are the same as without a credit: B's partner costs at + 20%, each phase spread
     bounds = np.cumsum([0.0, 1.0, 2.5, 3.25, 2.6, 0.8])
-    fees = sum(1.2 * c / (e - s) * (1.1**-s - 1.1**-e) / np.log(1.1)
+    fees = sum(_spread(1.2 * c / (e - s), s, e)
                for c, s, e in zip([2.0, 10.0, 20.0, 50.0, 5.0], bounds[:-1], bounds[1:], strict=True))
     assert result.term_pv[0] == pytest.approx(np.full(paths, fees), rel=1e-12)
 
@@ -363,17 +363,12 @@ def test_credits_arriving_together_are_one_balance_booked_under_the_later_term()
              {"kind": "upfront", "amount": 5.0, "creditable": True, "label": "second"}]
     result = dm.simulate(dm.parse_deal(base_deal(candidates=[_sure(candidate("A"))], terms=terms)), paths=4, seed=0)
     rate = 24 / 3.25
-    used = rate * (1 - 1.1**-(15 / rate)) / np.log(1.1)
+    used = _spread(rate, 0.0, 15 / rate)
     assert result.term_pv[1] == pytest.approx(np.full(4, 10.0), rel=1e-12)
     assert result.term_pv[2] == pytest.approx(np.full(4, 5.0 - used), rel=1e-12)
 
 
 FEES_DEFERRED = {"kind": "service_fees", "markup": 0.2, "at_risk_fraction": 0.3, "success_premium": 0.5}
-
-
-def _spread(rate: float, a: float, b: float) -> float:
-    """PV at the partner's 10% of ``rate`` a year over [a, b)."""
-    return rate * (1.1**-a - 1.1**-b) / np.log(1.1)
 
 
 def test_a_credit_running_out_inside_a_deferred_fee_pays_part_of_it():
